@@ -1,0 +1,5 @@
+"""Checkpoint `analysis`: Performance differences and use cases (REPORT.md).
+
+Not assessed yet in this version: its rubric entry has no tests, so it scores 0 with
+"not assessed yet" (never as passed). What it must show is in DESIGN.md's assessment table.
+"""

@@ -1,0 +1,97 @@
+"""``python -m grading grade PATH``: grade one submission and write the five report files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from grading.context import CHECKPOINTS_DIR, REPO_ROOT, TIERS
+from grading.rubric import load_rubric
+from grading.sims.seeds import resolve_seed
+
+HELP = """Grade one submission folder (shaped like student_template/) against the checkpoints.
+
+Prints a table (checkpoint, score, max, status, first failure) and writes report.json, report.md,
+report.html, results.json (Gradescope) and junit.xml into --out. The exit code is 0 whenever grading
+ran, whatever the score; it is 2 when grading itself could not run (the reason is printed)."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("grade", help="grade one submission", description=HELP,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submission", type=Path, help="submission folder (e.g. reference/)")
+    parser.add_argument("--tier", choices=TIERS, default="sim", help="services to grade against (default: sim)")
+    parser.add_argument("--out", type=Path, default=Path("grading-out"), help="report folder (default: grading-out/)")
+    parser.add_argument("--only", default=None, help="comma-separated checkpoint ids, e.g. auth,hardware")
+    parser.add_argument("--seed", type=int, default=None, help="simulator seed (default: random, recorded)")
+    parser.add_argument("--isolation", choices=("auto", "bwrap", "process"), default="auto",
+                        help="worker confinement (default: the strongest available)")
+    parser.add_argument("--official", action="store_true", help="skipped items score 0 with their reason")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no live progress, only the table")
+    parser.set_defaults(func=main)
+
+
+def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed: int | None = None,
+                    only: str | None = None, isolation: str = "auto", official: bool = False,
+                    quiet: bool = True, log_path: Path | None = None) -> dict[str, Any]:
+    """Run ``pytest checkpoints`` on a submission in a child process and return its scored report.
+
+    The child is the grader (trusted); student code runs in workers it starts. Running pytest in a
+    child keeps a crash of anything inside it from taking the caller (a batch) down.
+    """
+    command = [sys.executable, "-m", "pytest", str(CHECKPOINTS_DIR), "-q", "-p", "no:cacheprovider",
+               "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
+               "--submission", str(submission), "--tier", tier, "--seed", str(resolve_seed(seed)),
+               "--isolation", isolation, "--report-json", str(out_json), "--color=no"]
+    if only:
+        command += ["--only", only]
+    if official:
+        command.append("--official")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    output = None if not quiet else subprocess.PIPE
+    proc = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    if log_path is not None and proc.stdout:
+        log_path.write_text(proc.stdout)
+    if not out_json.exists():
+        tail = (proc.stdout or "")[-3000:]
+        raise RuntimeError(f"the checkpoint run produced no report (pytest exit code {proc.returncode})\n{tail}")
+    return json.loads(out_json.read_text())
+
+
+def main(args: argparse.Namespace) -> int:
+    from grading.reports import write_all
+    from grading.reports.gradescope import failure_results
+    from grading.reports.terminal import print_summary
+
+    started = time.monotonic()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    submission = args.submission.resolve()
+    try:
+        if not submission.is_dir():
+            raise RuntimeError(f"{args.submission} is not a folder; give the path of a submission folder")
+        if args.only:
+            load_rubric().select([p.strip() for p in args.only.split(",") if p.strip()])
+        with tempfile.TemporaryDirectory(prefix="infergrade-grade-") as tmp:
+            report = run_checkpoints(submission, out_json=Path(tmp) / "report.json", tier=args.tier,
+                                     seed=args.seed, only=args.only, isolation=args.isolation,
+                                     official=args.official, quiet=args.quiet, log_path=out / "pytest.log")
+    except (RuntimeError, KeyError, OSError) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        results = failure_results(f"grading could not run: {reason}", execution_time=time.monotonic() - started)
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        print(f"error: grading could not run: {reason}", file=sys.stderr)
+        return 2
+    report["submission"] = args.submission.name or submission.name
+    report["duration_s"] = round(time.monotonic() - started, 3)
+    paths = write_all(report, out)
+    print_summary(report)
+    print(f"reports: {', '.join(str(p) for p in paths.values())}")
+    return 0

@@ -1,0 +1,89 @@
+"""Fixtures every checkpoint uses. A checkpoint test reads like this::
+
+    def test_get_token_from_env(lab, canary_token):
+        assert lab.call("auth.get_token") == canary_token, "get_token() must return HF_TOKEN"
+
+``lab`` is a :class:`~grading.sandbox.client.Sandbox` over a private copy of the submission, one per
+checkpoint module, with that checkpoint's limits from the rubric and the tier's service environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from grading.context import GradingContext, checkpoint_id_of
+from grading.plugin import CONTEXT_KEY
+from grading.sandbox.client import Sandbox
+from grading.sandbox.errors import SandboxUnavailable
+
+
+@pytest.fixture(scope="session")
+def grading_context(pytestconfig: pytest.Config) -> GradingContext:
+    return pytestconfig.stash[CONTEXT_KEY]
+
+
+@pytest.fixture(scope="session")
+def submission_dir(grading_context: GradingContext) -> Path:
+    """The submission as handed in (read it as data only; run nothing from it)."""
+    return grading_context.submission
+
+
+@pytest.fixture(scope="session")
+def canary_token(grading_context: GradingContext) -> str:
+    return grading_context.canary_token
+
+
+@pytest.fixture(scope="session")
+def tier(grading_context: GradingContext) -> str:
+    return grading_context.tier
+
+
+@pytest.fixture(scope="session")
+def hardware(grading_context: GradingContext) -> dict[str, Any]:
+    """This machine as the grader sees it (the ground truth for the ``hardware`` checkpoint)."""
+    from grading.hardware import detect_hardware
+
+    if not grading_context.hardware:
+        grading_context.hardware = detect_hardware()
+    return grading_context.hardware
+
+
+@pytest.fixture(scope="session")
+def thresholds(hardware: dict[str, Any]) -> dict[str, Any]:
+    from grading.rubric import load_thresholds
+
+    return load_thresholds(hardware_class=hardware.get("hardware_class"))
+
+
+@pytest.fixture(scope="session")
+def services(grading_context: GradingContext) -> Iterator[Any]:
+    """The tier's services (simulators for ``sim``), started once per grading session."""
+    from grading.services import start_services
+
+    started = start_services(grading_context.tier, grading_context.seed)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest, grading_context: GradingContext, services: Any) -> Iterator[Sandbox]:
+    checkpoint_id = checkpoint_id_of(Path(request.node.path))
+    if checkpoint_id is None:
+        raise pytest.UsageError("the lab fixture is for checkpoint modules (checkpoints/test_<id>.py)")
+    limits = grading_context.rubric.checkpoint(checkpoint_id).limits
+    try:
+        sandbox = Sandbox(grading_context.submission, limits=limits,
+                          env=services.env(grading_context.canary_token),
+                          isolation=grading_context.isolation_mode)
+    except SandboxUnavailable as exc:
+        pytest.fail(f"the submission cannot be graded: {exc}", pytrace=False)
+    grading_context.isolation = grading_context.isolation or sandbox.isolation
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()

@@ -1,0 +1,1 @@
+"""Running untrusted student code: a confined worker process spoken to over a JSON pipe."""

@@ -1,0 +1,281 @@
+"""How a worker is confined: bubblewrap namespaces, cgroups and rlimits, whichever this machine allows.
+
+The strongest available layer is used and described in words (the report's ``isolation`` field):
+
+* ``bwrap``: user, pid, ipc and uts namespaces; the file system read-only except the worker's own
+  folder and a private ``/tmp``; the grader's home (its Hugging Face token), ``reference/``,
+  ``checkpoints/`` and ``tests/`` hidden.
+* cgroups (v2, else v1): ``pids.max`` stops fork bombs (root ignores RLIMIT_NPROC), a memory limit
+  OOM-kills a runaway allocation, and every process of the worker can be killed at once.
+* rlimits: CPU seconds, file size, open files, no core dumps; RLIMIT_AS stands in for the memory
+  cgroup where there is none.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from grading.sandbox.limits import Limits
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Folders of the grader that student code must not read (the solution, the hidden tests).
+HIDDEN_REPO_DIRS = ("reference", "checkpoints", "tests", ".git")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_path() -> str | None:
+    """The bubblewrap binary, if present and able to create a user namespace here."""
+    path = shutil.which("bwrap")
+    if not path or sys.platform != "linux":
+        return None
+    probe = [path, "--unshare-user", "--unshare-pid", "--die-with-parent", "--ro-bind", "/", "/",
+             "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
+    try:
+        ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return path if ok else None
+
+
+def _own_cgroup_v1(controller: str) -> str:
+    """This process's cgroup path for a v1 controller (nest under it, never beside it)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return path
+    return "/"
+
+
+@dataclass
+class Cgroups:
+    """One worker's cgroups: created with limits, joined in the child before exec, removed after."""
+
+    pids_dir: Path | None = None
+    memory_dir: Path | None = None
+    version: int = 0
+    _oom_baseline: int = 0
+
+    @classmethod
+    def create(cls, limits: Limits) -> "Cgroups":
+        name = f"infergrade-{uuid.uuid4().hex[:12]}"
+        unified = CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified").is_dir() else CGROUP_ROOT
+        controllers_file = unified / "cgroup.controllers"
+        if controllers_file.exists() and {"pids", "memory"} <= set(controllers_file.read_text().split()):
+            return cls._create_v2(unified, name, limits)
+        return cls._create_v1(name, limits)
+
+    @classmethod
+    def _create_v2(cls, root: Path, name: str, limits: Limits) -> "Cgroups":
+        group = root / name
+        try:
+            group.mkdir()
+            (group / "pids.max").write_text(str(limits.max_procs))
+            (group / "memory.max").write_text(str(limits.memory_mb * 2**20))
+            if (group / "memory.swap.max").exists():
+                (group / "memory.swap.max").write_text("0")
+        except OSError:
+            _rmdir(group)
+            return cls()
+        return cls(pids_dir=group, memory_dir=group, version=2)
+
+    @classmethod
+    def _create_v1(cls, name: str, limits: Limits) -> "Cgroups":
+        made = cls(version=1)
+        pids_parent = CGROUP_ROOT / "pids" / _own_cgroup_v1("pids").lstrip("/")
+        memory_parent = CGROUP_ROOT / "memory" / _own_cgroup_v1("memory").lstrip("/")
+        try:
+            if pids_parent.is_dir():
+                (pids_parent / name).mkdir()
+                made.pids_dir = pids_parent / name
+                (made.pids_dir / "pids.max").write_text(str(limits.max_procs))
+            if memory_parent.is_dir():
+                (memory_parent / name).mkdir()
+                made.memory_dir = memory_parent / name
+                (made.memory_dir / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 2**20))
+                swap = made.memory_dir / "memory.memsw.limit_in_bytes"
+                if swap.exists():
+                    try:
+                        swap.write_text(str(limits.memory_mb * 2**20))
+                    except OSError:
+                        pass
+        except OSError:
+            made.remove()
+            return cls()
+        made._oom_baseline = made.oom_kills()
+        return made
+
+    @property
+    def controllers(self) -> list[str]:
+        return [name for name, d in (("pids", self.pids_dir), ("memory", self.memory_dir)) if d]
+
+    def join_paths(self) -> list[str]:
+        """cgroup.procs files the child writes its pid into (precomputed: preexec must not allocate much)."""
+        dirs = {d for d in (self.pids_dir, self.memory_dir) if d}
+        return [str(d / "cgroup.procs") for d in dirs]
+
+    def pids(self) -> list[int]:
+        found: set[int] = set()
+        for d in (self.pids_dir, self.memory_dir):
+            if d:
+                try:
+                    found.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+                except OSError:
+                    pass
+        return sorted(found)
+
+    def kill_all(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL every process in the group, including ones that left the process group."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+    def oom_kills(self) -> int:
+        if not self.memory_dir:
+            return 0
+        for name in ("memory.events", "memory.oom_control"):
+            path = self.memory_dir / name
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        failcnt = self.memory_dir / "memory.failcnt"
+        return int(failcnt.read_text()) if failcnt.exists() else 0
+
+    def oom_killed(self) -> bool:
+        return self.oom_kills() > self._oom_baseline
+
+    def mark_oom_baseline(self) -> None:
+        self._oom_baseline = self.oom_kills()
+
+    def remove(self) -> None:
+        self.kill_all(timeout_s=2.0)
+        for d in {self.pids_dir, self.memory_dir} - {None}:
+            _rmdir(d)
+
+
+def _rmdir(path: Path | None) -> None:
+    if path is None:
+        return
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+@dataclass
+class Plan:
+    """How to launch one worker: the command prefix, the preexec hook and the words for the report."""
+
+    use_bwrap: bool
+    cgroups: Cgroups = field(default_factory=Cgroups)
+    limits: Limits = field(default_factory=Limits)
+
+    def describe(self) -> str:
+        parts = ["bwrap(user,pid,ipc,mount; read-only fs)" if self.use_bwrap else "process(subprocess)"]
+        if self.cgroups.controllers:
+            parts.append(f"cgroup-v{self.cgroups.version}({','.join(self.cgroups.controllers)})")
+        parts.append("rlimits")
+        return "+".join(parts)
+
+    def command(self, argv: list[str], workdir: Path, keep_fds: list[int]) -> list[str]:
+        if not self.use_bwrap:
+            return argv
+        return bwrap_argv(workdir, keep_fds) + ["--"] + argv
+
+    def preexec(self) -> Callable[[], None]:
+        limits = self.limits
+        join_paths = self.cgroups.join_paths()
+        memory_rlimit = not self.cgroups.memory_dir
+
+        def setup_child() -> None:  # runs in the child between fork and exec
+            os.setsid()
+            pid = str(os.getpid())
+            for path in join_paths:
+                with open(path, "w") as handle:
+                    handle.write(pid)
+            _set_limit(resource.RLIMIT_CPU, limits.cpu_s)
+            _set_limit(resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20)
+            _set_limit(resource.RLIMIT_CORE, 0)
+            _set_limit(resource.RLIMIT_NOFILE, 1024)
+            _set_limit(resource.RLIMIT_NPROC, limits.max_procs)  # holds for non-root users
+            if memory_rlimit:  # address space is a coarse stand-in: Python maps more than it uses
+                _set_limit(resource.RLIMIT_AS, (limits.memory_mb + 1024) * 2**20)
+
+        return setup_child
+
+
+def _set_limit(which: int, value: int) -> None:
+    try:
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+    except (ValueError, OSError):
+        pass
+
+
+def _under(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
+    """bubblewrap arguments: everything read-only, the grader's secrets hidden, ``workdir`` writable."""
+    home = Path(os.path.expanduser("~")).resolve()
+    argv = [bwrap_path() or "bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc",
+            "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    if home != Path("/"):
+        # Hide the grader's home (its ~/.cache/huggingface/token), then bring back what Python needs.
+        argv += ["--tmpfs", str(home)]
+        needed = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
+                  Path(sys.executable).resolve().parent.parent, REPO_ROOT / "grading"}
+        needed |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
+        for path in sorted(p for p in needed if _under(p, home) and p != home):
+            argv += ["--ro-bind", str(path), str(path)]
+    for name in HIDDEN_REPO_DIRS:
+        hidden = REPO_ROOT / name
+        if hidden.is_dir() and not _under(workdir, hidden):
+            argv += ["--tmpfs", str(hidden)]
+    argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+    return argv
+
+
+def make_plan(limits: Limits, mode: str = "auto") -> Plan:
+    """Choose the isolation for one worker. ``mode``: auto | bwrap | process."""
+    if mode not in ("auto", "bwrap", "process"):
+        raise ValueError(f"unknown isolation mode {mode!r}")
+    use_bwrap = mode != "process" and bwrap_path() is not None
+    if mode == "bwrap" and not use_bwrap:
+        raise RuntimeError("isolation 'bwrap' was asked for but bubblewrap is not usable here "
+                           "(install the 'bubblewrap' package; see scripts/install-system-deps.sh)")
+    cgroups = Cgroups.create(limits) if sys.platform == "linux" and os.geteuid() == 0 else Cgroups()
+    return Plan(use_bwrap=use_bwrap, cgroups=cgroups, limits=limits)

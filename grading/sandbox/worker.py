@@ -1,0 +1,183 @@
+"""The worker: the only process that imports and runs student code.
+
+Started by :class:`grading.sandbox.client.Sandbox` as ``python -I -m grading.sandbox.worker``.
+``-I`` (isolated mode) ignores PYTHON* variables, the user site and the current folder, so a
+``sitecustomize.py``, ``usercustomize.py`` or ``.pth`` file in a submission is never loaded.
+
+Protocol (see :mod:`grading.sandbox.rpc`): requests arrive on ``--rpc-in``, one JSON object per
+line; every request gets exactly one reply on ``--rpc-out``::
+
+    {"id": 1, "op": "call", "target": "auth.get_token", "args": [], "kwargs": {},
+     "env": {"HF_TOKEN": null}, "in_event_loop": false}
+    {"id": 1, "ok": true, "value": "hf_..."}
+    {"id": 1, "ok": false, "error": {"type": "KeyError", "mro": [...], "message": "...",
+                                      "traceback": "...", "not_implemented": false}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from grading.sandbox import rpc
+
+PACKAGE = "inference_lab"
+MAX_MESSAGE_CHARS = 2000
+
+
+def _student_traceback(exc: BaseException, root: Path) -> str:
+    """The traceback frames that are in the submission: the student's code, never grader internals."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(root))]
+    lines = []
+    for frame in frames[-8:]:
+        rel = os.path.relpath(frame.filename, root)
+        lines.append(f'  File "{rel}", line {frame.lineno}, in {frame.name}')
+        if frame.line:
+            lines.append(f"    {frame.line}")
+    return "\n".join(lines)
+
+
+def _error(exc: BaseException, root: Path, *, stage: str) -> dict[str, Any]:
+    if isinstance(exc, SystemExit):
+        message = f"called sys.exit({exc.code!r}); a lab function must return or raise, not exit"
+    else:
+        message = str(exc)
+    return {
+        "type": type(exc).__name__,
+        "mro": [cls.__name__ for cls in type(exc).__mro__],
+        "message": message[:MAX_MESSAGE_CHARS],
+        "traceback": _student_traceback(exc, root),
+        "not_implemented": isinstance(exc, NotImplementedError) and stage == "call",
+        "stage": stage,
+    }
+
+
+class _EnvPatch:
+    """Sets and unsets environment variables for one call, then restores them."""
+
+    def __init__(self, changes: dict[str, str | None]) -> None:
+        self.changes = changes
+        self.saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        for key, value in self.changes.items():
+            self.saved[key] = os.environ.get(key)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module_name, _, func_name = target.rpartition(".")
+    module = importlib.import_module(f"{PACKAGE}.{module_name}")
+    func = getattr(module, func_name, None)
+    if func is None or not callable(func):
+        raise AttributeError(f"{PACKAGE}.{module_name} has no function {func_name!r}")
+    return func
+
+
+def _run_in_event_loop(func: Callable[..., Any], args: list, kwargs: dict) -> Any:
+    """Call ``func`` synchronously from inside a running loop, as a Jupyter cell would."""
+
+    async def inside() -> Any:
+        return func(*args, **kwargs)
+
+    return asyncio.run(inside())
+
+
+class Worker:
+    def __init__(self, root: Path, rpc_in: int, rpc_out: int) -> None:
+        self.root = root
+        self.reader = rpc.LineReader(rpc_in, max_bytes=64 * 2**20)
+        self.rpc_out = rpc_out
+
+    def reply(self, message: dict[str, Any]) -> None:
+        rpc.write_message(self.rpc_out, message)
+
+    def handle_call(self, request: dict[str, Any]) -> dict[str, Any]:
+        target = request["target"]
+        try:
+            func = _resolve(target)
+        except BaseException as exc:  # noqa: BLE001 - any import failure is the student's
+            return {"ok": False, "error": _error(exc, self.root, stage="import")}
+        args, kwargs = request.get("args", []), request.get("kwargs", {})
+        try:
+            with _EnvPatch(request.get("env") or {}):
+                if request.get("in_event_loop"):
+                    value = _run_in_event_loop(func, args, kwargs)
+                else:
+                    value = func(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
+            return {"ok": False, "error": _error(exc, self.root, stage="call")}
+        try:
+            rpc.encode(value)
+        except (TypeError, ValueError) as exc:
+            return {"ok": False, "error": {"type": "BadResult", "mro": ["BadResult"], "stage": "result",
+                                           "message": f"returned {type(value).__name__} that is not plain "
+                                                      f"JSON data ({exc})", "traceback": "",
+                                           "not_implemented": False}}
+        return {"ok": True, "value": value}
+
+    def serve(self) -> None:
+        self.reply({"op": "ready", "pid": os.getpid(), "python": sys.version.split()[0]})
+        while True:
+            try:
+                request = self.reader.read(timeout_s=None)
+            except rpc.RpcClosed:
+                return
+            op = request.get("op")
+            if op == "call":
+                answer = self.handle_call(request)
+            elif op == "ping":
+                answer = {"ok": True, "value": "pong"}
+            elif op == "exit":
+                self.reply({"id": request.get("id"), "ok": True, "value": None})
+                return
+            else:
+                answer = {"ok": False, "error": {"type": "UnknownOp", "mro": [], "message": str(op),
+                                                 "traceback": "", "not_implemented": False}}
+            answer["id"] = request.get("id")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.reply(answer)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rpc-in", type=int, required=True)
+    parser.add_argument("--rpc-out", type=int, required=True)
+    parser.add_argument("--root", type=Path, required=True, help="the submission copy to import from")
+    args = parser.parse_args(argv)
+    # A write past RLIMIT_FSIZE should raise OSError in the student's code, not kill the worker.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    os.set_inheritable(args.rpc_in, False)
+    os.set_inheritable(args.rpc_out, False)
+    root = args.root.resolve()
+    os.chdir(root)
+    sys.path.insert(0, str(root))
+    redirects = os.environ.get("INFERGRADE_REDIRECTS")
+    if redirects and json.loads(redirects):
+        from grading.sandbox import redirect
+
+        redirect.install_from_env()
+    Worker(root, args.rpc_in, args.rpc_out).serve()
+
+
+if __name__ == "__main__":
+    main()
