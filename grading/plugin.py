@@ -143,6 +143,10 @@ def build_report(config: pytest.Config) -> dict[str, Any]:
     context = config.stash[CONTEXT_KEY]
     checkpoints = build_checkpoints(context.rubric, config.stash[OUTCOMES_KEY], context.only)
     score, max_score = totals(checkpoints)
+    if not context.hardware:
+        from grading.hardware import detect_hardware
+
+        context.hardware = detect_hardware()
     return {
         "submission": context.submission.name, "tier": context.tier, "score": score, "max_score": max_score,
         "duration_s": round(time.monotonic() - config.stash[STARTED_KEY], 3),

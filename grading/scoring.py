@@ -10,8 +10,7 @@ from typing import Any
 
 from grading.rubric import Checkpoint, Rubric
 
-NOT_ASSESSED = ("not assessed yet: this version of infergrade has no tests for this checkpoint, "
-                "so it scores 0 (it never counts as passed)")
+NOT_ASSESSED = "not assessed yet: this version has no tests for this checkpoint (scores 0)"
 
 
 @dataclass

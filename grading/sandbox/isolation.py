@@ -253,6 +253,9 @@ def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
     argv = [bwrap_path() or "bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # --dev gives a minimal /dev; GPUs stay visible so detect() and vLLM see what the grader sees.
+    for device in sorted(Path("/dev").glob("nvidia*")) + sorted(Path("/dev").glob("dri/*")):
+        argv += ["--dev-bind-try", str(device), str(device)]
     if home != Path("/"):
         # Hide the grader's home (its ~/.cache/huggingface/token), then bring back what Python needs.
         argv += ["--tmpfs", str(home)]

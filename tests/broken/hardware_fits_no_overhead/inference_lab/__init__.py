@@ -1,0 +1,1 @@
+"""Broken variant of the reference's hardware module: fits no overhead (one mistake; see hardware.py)."""

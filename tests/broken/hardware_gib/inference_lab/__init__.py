@@ -1,0 +1,1 @@
+"""Broken variant of the reference's hardware module: gib (one mistake; see hardware.py)."""
