@@ -46,12 +46,16 @@ def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed
     The child is the grader (trusted); student code runs in workers it starts. Running pytest in a
     child keeps a crash of anything inside it from taking the caller (a batch) down.
     """
-    command = [sys.executable, "-m", "pytest", str(CHECKPOINTS_DIR), "-q", "-p", "no:cacheprovider",
-               "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
-               "--submission", str(submission), "--tier", tier, "--seed", str(resolve_seed(seed)),
-               "--isolation", isolation, "--report-json", str(out_json), "--color=no"]
+    # --noconftest with the plugins named by -p: no conftest.py is loaded at all, so none in the
+    # submission can be (pytest would otherwise take an option's value that is a path as a folder to
+    # load conftests from), and every option is "--name=value", one token, for the same reason.
+    command = [sys.executable, "-m", "pytest", str(CHECKPOINTS_DIR), "-q", "--noconftest",
+               "-p", "grading.plugin", "-p", "grading.fixtures", "-p", "no:cacheprovider",
+               f"--rootdir={REPO_ROOT}", f"--config-file={REPO_ROOT / 'pyproject.toml'}",
+               f"--submission={submission}", f"--tier={tier}", f"--seed={resolve_seed(seed)}",
+               f"--isolation={isolation}", f"--report-json={out_json}", "--color=no"]
     if only:
-        command += ["--only", only]
+        command.append(f"--only={only}")
     if official:
         command.append("--official")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")

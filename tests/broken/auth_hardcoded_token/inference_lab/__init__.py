@@ -1,0 +1,1 @@
+"""Broken variant for the grader's own tests: a token written in the source as a fallback (a fake one)."""

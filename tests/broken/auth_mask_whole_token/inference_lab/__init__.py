@@ -1,0 +1,1 @@
+"""Broken variant for the grader's own tests: mask() puts the whole token in its result."""
