@@ -10,7 +10,7 @@ from typing import Any
 
 from grading.rubric import Checkpoint, Rubric
 
-NOT_ASSESSED = "not assessed yet: this version has no tests for this checkpoint (scores 0)"
+NOT_ASSESSED = "not assessed yet (this version has no tests for it; scores 0)"
 
 
 @dataclass

@@ -24,7 +24,11 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e . 2>&1 | grep -v "^WARNING: Location" || true
+log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e .; } >"$log" 2>&1; then
+  grep -v "^WARNING: Location" "$log" >&2; rm -f "$log"
+  echo "pip could not install infergrade (its output is above)" >&2; exit 1
+fi
+rm -f "$log"
 .venv/bin/python -c "import grading, huggingface_hub, openai, ollama" \
   || { echo "infergrade did not install correctly (see pip's output above)" >&2; exit 1; }

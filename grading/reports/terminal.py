@@ -40,7 +40,8 @@ def first_failure(checkpoint: dict, limit: int = FAILURE_WIDTH) -> str:
         if outcome == "pending":
             return "pending manual review"
         label = test.get("description") or test.get("name") or ""
-        text = one_line(f"{label}: {test.get('message') or outcome}", 10 * limit)
+        # Messages name what failed ("not implemented: inference_lab.auth.get_token"), so they stand alone.
+        text = one_line(test.get("message") or f"{label}: {outcome}", 10 * limit)
         return text if len(text) <= limit else text[: limit - 1] + "…"
     return ""
 
@@ -73,7 +74,9 @@ def print_summary(report: dict, console: Console | None = None) -> None:
     table.add_column("Score", justify="right", no_wrap=True, min_width=5)
     table.add_column("Max", justify="right", no_wrap=True, min_width=5)
     table.add_column("Status", no_wrap=True, min_width=7)
-    table.add_column("First failure", overflow="fold", max_width=FAILURE_WIDTH)
+    # What is left of the console's width after the fixed columns and the borders (16 characters).
+    room = max(20, min(FAILURE_WIDTH, console.width - id_width - 5 - 5 - 7 - 16))
+    table.add_column("First failure", overflow="ellipsis", no_wrap=True, max_width=room)
     for i, cp in enumerate(checkpoints):
         status = str(cp.get("status", ""))
         table.add_row(
@@ -81,7 +84,7 @@ def print_summary(report: dict, console: Console | None = None) -> None:
             Text(fmt_points(cp.get("score"))),
             Text(fmt_points(cp.get("max_score"))),
             _text(status, _STATUS_STYLE.get(status, "")),
-            Text(first_failure(cp), style="dim"),
+            Text(first_failure(cp, limit=room), style="dim"),
             end_section=i == len(checkpoints) - 1,
         )
     table.add_row(
