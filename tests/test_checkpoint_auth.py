@@ -1,9 +1,9 @@
 """The `auth` checkpoint and ``grading/leaks.py``.
 
 * reference/ and an independently written solution (tests/alt_solutions/) score 10/10;
-* each known-bad variant in tests/broken/auth_*/ (and a repository whose *history* holds a token, built
-  here at run time) loses points on the right test, with a message naming the mistake — and no report
-  ever shows a full token;
+* each known-bad variant (an `auth` mutant of reference/, built at run time from tests/mutants.py; and a
+  repository whose *history* holds a token) loses points on the right test, with a message naming the
+  mistake — and no report ever shows a full token;
 * student_template/ scores 0 with "not implemented" messages;
 * ``scan_submission`` unit tests: placeholders are not tokens, the canary is, excerpts are masked,
   symlinks and git alternates never lead outside the submission, and a submission's own git
@@ -26,42 +26,18 @@ from grading.canary import make_canary
 from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
 from grading.leaks import TOKEN_RE, Leak, mask_secret, redact, scan_submission
+from mutants import FAKE, MUTANTS, assert_mutant_differs, build, for_checkpoint
 
 AUTH_POINTS = 10.0
 TESTS_DIR = Path(__file__).resolve().parent
-BROKEN = TESTS_DIR / "broken"
 ALT = TESTS_DIR / "alt_solutions"
 AUTH_TESTS = ("test_get_token_from_env", "test_get_token_from_login_cache", "test_missing_token_error",
               "test_mask_hides_token", "test_no_token_in_files")
 WORKER_TESTS = AUTH_TESTS[:4]
-# The fake token the broken variants carry (the shape of a real one; not a real token).
-FAKE = "hf_" + "FakeTokenForTestsOnlyNotRealAbcdEf"
 HAS_GIT = shutil.which("git") is not None
 needs_git = pytest.mark.skipif(not HAS_GIT, reason="git is not installed")
 
-# variant -> {test that must fail: words its message must contain}
-BROKEN_VARIANTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "auth_hardcoded_token": {
-        "test_no_token_in_files": ("inference_lab/auth.py", "in source code", "hf_…cdEf"),
-        "test_missing_token_error": ("returned", "MissingTokenError"),
-    },
-    "auth_ignores_login_cache": {
-        "test_get_token_from_login_cache": ("stored", "huggingface_hub.get_token()"),
-    },
-    "auth_valueerror": {
-        "test_missing_token_error": ("raised ValueError", "no token", "MissingTokenError"),
-    },
-    "auth_mask_whole_token": {
-        "test_mask_hides_token": ("whole token", "'hf_' prefix and the last 4"),
-    },
-    "auth_notebook_output": {
-        "test_no_token_in_files": ("chat_inference_practice.ipynb", "cell 2", "saved output", "hf_…cdEf",
-                                   "clear the outputs"),
-    },
-    "auth_dotenv": {
-        "test_no_token_in_files": (".env, line 2", ".env file", "HF_TOKEN=hf_…cdEf", ".gitignore"),
-    },
-}
+AUTH_MUTANTS = for_checkpoint("auth")
 
 _REPORTS: dict[Path, dict[str, Any]] = {}
 
@@ -102,7 +78,8 @@ def submission_with_token_in_history(root: Path) -> Path:
     shutil.copytree(REPO_ROOT / "reference" / "inference_lab", root / "inference_lab",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     git("init", "-q", cwd=root)
-    shutil.copy(BROKEN / "auth_hardcoded_token" / "inference_lab" / "auth.py", root / "inference_lab" / "auth.py")
+    hardcoded = build(MUTANTS["auth_hardcoded_token"], root.parent / f"{root.name}-mutant")
+    shutil.copy(hardcoded / "inference_lab" / "auth.py", root / "inference_lab" / "auth.py")
     git("add", "-A", cwd=root)
     git("commit", "-q", "-m", "first version of the lab", cwd=root)
     shutil.copy(REPO_ROOT / "reference" / "inference_lab" / "auth.py", root / "inference_lab" / "auth.py")
@@ -131,10 +108,19 @@ def test_alternative_solution_scores_full_marks(tmp_path: Path) -> None:
     assert checkpoint["score"] == AUTH_POINTS
 
 
-@pytest.mark.parametrize("variant", sorted(BROKEN_VARIANTS))
+def test_auth_mutants_build_and_differ_from_the_reference(tmp_path: Path) -> None:
+    """Every edit applies exactly once (else build raises), and every mutant really changes something."""
+    assert AUTH_MUTANTS
+    for variant in AUTH_MUTANTS:
+        assert_mutant_differs(MUTANTS[variant], build(MUTANTS[variant], tmp_path / variant))
+
+
+@pytest.mark.parametrize("variant", AUTH_MUTANTS)
 def test_broken_variant_loses_points_on_the_right_test(variant: str, tmp_path: Path) -> None:
-    expected = BROKEN_VARIANTS[variant]
-    report = grade(BROKEN / variant, tmp_path)
+    mutant = MUTANTS[variant]
+    assert set(mutant.expect_message) == set(mutant.expect_lost), variant
+    expected = mutant.expect_message
+    report = grade(build(mutant, tmp_path / variant), tmp_path)
     tests = results_by_name(report)
     for name, words in expected.items():
         test = tests[name]

@@ -1,7 +1,8 @@
 """The `hardware` checkpoint, the grader's hardware reading and ``python -m grading doctor``.
 
 * reference/ and an independently written solution (tests/alt_solutions/) score 5/5;
-* each known-bad variant in tests/broken/hardware_*/ loses points, with a message naming its mistake;
+* each known-bad variant (a `hardware` mutant of reference/, built at run time from tests/mutants.py)
+  loses points, with a message naming its mistake;
 * student_template/ scores 0 with "not implemented" messages;
 * ``grading.hardware.memory_estimate_gb`` (the ground truth) against hand-computed values;
 * ``doctor`` exits 0, never shows a token, and tells services from port conflicts.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import importlib.util
 import json
@@ -29,20 +31,11 @@ from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
 from grading.hardware import (GPU_SMALL_LIMIT_MB, detect_hardware, hardware_class, memory_estimate_gb,
                               ram_used_mb_readings)
+from mutants import MUTANTS, MutantOutOfDate, assert_mutant_differs, build, for_checkpoint
 
 HARDWARE_POINTS = 5.0
 TESTS_DIR = Path(__file__).resolve().parent
-BROKEN = TESTS_DIR / "broken"
-
-# variant -> (the test that must fail, words its message must contain)
-BROKEN_VARIANTS = {
-    "hardware_gib": ("test_estimate_weights", "GiB"),
-    "hardware_no_kv": ("test_estimate_kv_cache", "KV cache"),
-    "hardware_bits_as_bytes": ("test_estimate_weights", "bits"),
-    "hardware_fixed_ram": ("test_detect_matches_machine", "ram_total_mb"),
-    "hardware_fits_inverted": ("test_fits", "fits("),
-    "hardware_fits_no_overhead": ("test_fits", "overhead"),
-}
+HARDWARE_MUTANTS = for_checkpoint("hardware")
 
 
 # -- grading submissions ---------------------------------------------------------------------------
@@ -76,19 +69,34 @@ def test_alt_solution_scores_full_marks(tmp_path_factory):
     assert checkpoint["score"] == HARDWARE_POINTS, failures(checkpoint)
 
 
-@pytest.mark.parametrize("variant", sorted(BROKEN_VARIANTS))
+def test_hardware_mutants_build_and_differ_from_the_reference(tmp_path):
+    """Every edit applies exactly once (else build raises), and every mutant really changes something."""
+    assert HARDWARE_MUTANTS
+    for variant in HARDWARE_MUTANTS:
+        assert_mutant_differs(MUTANTS[variant], build(MUTANTS[variant], tmp_path / variant))
+    # an edit whose text is no longer in the reference is an error, never a silent copy of the reference
+    mutant = MUTANTS["hardware_gib"]
+    stale = dataclasses.replace(mutant, edits=[("inference_lab/hardware.py", "GB = 1000**3\n", "")])
+    with pytest.raises(MutantOutOfDate, match="reference changed"):
+        build(stale, tmp_path / "stale")
+
+
+@pytest.mark.parametrize("variant", HARDWARE_MUTANTS)
 def test_broken_variant_loses_points(variant, tmp_path_factory):
-    failing_test, words = BROKEN_VARIANTS[variant]
+    mutant = MUTANTS[variant]
     if variant == "hardware_fixed_ram":
         total = detect_hardware()["ram_total_mb"]
         if abs(total - 16384) <= 0.02 * total:
             pytest.skip(f"this machine has {total:.0f} MiB: a fixed 16384 cannot be told from the truth here")
-    checkpoint = grade(BROKEN / variant, tmp_path_factory)
+    checkpoint = grade(build(mutant, tmp_path_factory.mktemp("mutant") / variant), tmp_path_factory)
     assert checkpoint["score"] < HARDWARE_POINTS, f"{variant} scored full marks"
-    failed = [t for t in checkpoint["tests"] if t["outcome"] == "failed" and t["name"].split("[")[0] == failing_test]
-    assert failed, f"{variant}: expected {failing_test} to fail; got:\n{failures(checkpoint)}"
-    for test in failed:
-        assert words in test["message"], test["message"]
+    for failing_test in mutant.expect_lost:
+        failed = [t for t in checkpoint["tests"]
+                  if t["outcome"] == "failed" and t["name"].split("[")[0] == failing_test]
+        assert failed, f"{variant}: expected {failing_test} to fail; got:\n{failures(checkpoint)}"
+        for test in failed:
+            for words in mutant.expect_message.get(failing_test, ()):
+                assert words in test["message"], test["message"]
     assert "grader error" not in failures(checkpoint)
 
 

@@ -1,1 +1,0 @@
-"""Broken variant for the grader's own tests: a token written in the source as a fallback (a fake one)."""

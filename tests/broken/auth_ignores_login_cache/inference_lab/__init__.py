@@ -1,1 +1,0 @@
-"""Broken variant for the grader's own tests: get_token() reads HF_TOKEN only, never the stored login."""

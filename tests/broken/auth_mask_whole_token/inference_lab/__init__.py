@@ -1,1 +1,0 @@
-"""Broken variant for the grader's own tests: mask() puts the whole token in its result."""

@@ -1,1 +1,0 @@
-"""Broken variant for the grader's own tests: a missing token raises ValueError("no token")."""

@@ -1,1 +1,0 @@
-"""Broken variant of the reference's hardware module: bits as bytes (one mistake; see hardware.py)."""

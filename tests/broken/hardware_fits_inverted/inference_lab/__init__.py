@@ -1,1 +1,0 @@
-"""Broken variant of the reference's hardware module: fits inverted (one mistake; see hardware.py)."""

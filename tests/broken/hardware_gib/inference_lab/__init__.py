@@ -1,1 +1,0 @@
-"""Broken variant of the reference's hardware module: gib (one mistake; see hardware.py)."""
