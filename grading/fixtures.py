@@ -87,3 +87,18 @@ def lab(request: pytest.FixtureRequest, grading_context: GradingContext, service
         yield sandbox
     finally:
         sandbox.close()
+
+
+@pytest.fixture
+def hf_sim(services: Any, canary_token: str) -> Iterator[Any]:
+    """The Hugging Face simulator (docs/hf-sim.md), reset to its catalogue behaviour around each test."""
+    sim = services.services.get("hf")
+    if sim is None:
+        reason = services.unavailable.get("hf", "the hf service did not start")
+        pytest.skip(f"no Hugging Face simulator in this tier: {reason}")
+    sim.expected_token = canary_token
+    sim.reset()
+    try:
+        yield sim
+    finally:
+        sim.reset()

@@ -214,6 +214,20 @@ _ALL = [
     ),
 ]
 
+
+
+def _more_mutants() -> list[Mutant]:
+    """Mutants of other checkpoints, kept beside their tests: ``tests/mutants_<checkpoint>.py``
+    modules, each with a module-level ``MUTANTS: list[Mutant]``."""
+    import importlib
+
+    found: list[Mutant] = []
+    for path in sorted(Path(__file__).parent.glob("mutants_*.py")):
+        found.extend(importlib.import_module(path.stem).MUTANTS)
+    return found
+
+
+_ALL += _more_mutants()
 MUTANTS: dict[str, Mutant] = {m.name: m for m in _ALL}
 assert len(MUTANTS) == len(_ALL), "two mutants share a name"
 
