@@ -174,3 +174,23 @@ def test_student_sitecustomize_and_pth_are_ignored(tmp_path: Path) -> None:
         assert sandbox.call("h.well_behaved", 1)["x"] == 1
         assert not (sandbox.root / "inference_lab" / "MARKER").exists()
     assert not marker.exists()
+
+
+def test_watched_secret_found_in_any_amount_of_output(submission: Path) -> None:
+    (submission / "inference_lab" / "leaky.py").write_text(
+        "def leak(secret):\n"
+        "    print('x' * 300_000)\n"              # far beyond the kept tail
+        "    print('token is', secret)\n"
+        "    print('y' * 200_000, end='')\n"
+        "    print(secret[3:] + 'z' * 70_000)\n"   # inside an over-long line
+        "    return True\n")
+    limits = Limits(call_timeout_s=10, output_bytes=5_000_000)
+    with Sandbox(submission, limits=limits, isolation=ISOLATION, watch_output=("hf_SECRET123", "SECRET123")) as box:
+        start = box.output_mark()
+        assert box.watched_lines(since=start) == []
+        assert box.call("leaky.leak", "hf_SECRET123") is True
+        box.output_mark()
+        lines = box.watched_lines(since=start)
+        assert any(line.startswith("token is hf_SECRET123") for line in lines)
+        assert any("SECRET123" in line and line.startswith("y") for line in lines)
+        assert len(lines) == 2

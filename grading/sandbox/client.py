@@ -49,14 +49,42 @@ def scrubbed_env(extra: dict[str, str], home: Path) -> dict[str, str]:
 
 
 class _OutputDrain(threading.Thread):
-    """Reads the worker's stdout+stderr so it never blocks; counts bytes and keeps a short tail."""
+    """Reads the worker's stdout+stderr so it never blocks; counts bytes, keeps a short tail, and
+    remembers every line that holds a watched secret (the canary), however much is printed."""
 
-    def __init__(self, fd: int) -> None:
+    MAX_LINE = 1 << 16   # a longer "line" is checked in pieces that overlap by the longest secret
+    MAX_HITS = 200
+
+    def __init__(self, fd: int, *, base_offset: int = 0, watch: tuple[str, ...] = (),
+                 hits: list[tuple[int, str]] | None = None) -> None:
         super().__init__(daemon=True)
         self.fd = fd
+        self.base_offset = base_offset
         self.total = 0
         self.tail = bytearray()
         self.lock = threading.Lock()
+        self.watch = [w.encode() for w in watch if w]
+        self.overlap = max((len(w) for w in self.watch), default=1) - 1
+        self.hits = hits if hits is not None else []
+        self._line = bytearray()
+
+    def _check(self, piece: bytes, offset: int) -> None:
+        if any(w in piece for w in self.watch) and len(self.hits) < self.MAX_HITS:
+            self.hits.append((offset, piece.decode("utf-8", "replace")))
+
+    def _scan(self, chunk: bytes, start: int) -> None:
+        if not self.watch:
+            return
+        self._line += chunk
+        while True:
+            newline = self._line.find(b"\n")
+            if newline < 0:
+                break
+            self._check(bytes(self._line[:newline]), start)
+            del self._line[: newline + 1]
+        if len(self._line) > self.MAX_LINE:
+            self._check(bytes(self._line), start)
+            del self._line[: len(self._line) - self.overlap]
 
     def run(self) -> None:
         while True:
@@ -67,9 +95,12 @@ class _OutputDrain(threading.Thread):
             if not chunk:
                 break
             with self.lock:
+                self._scan(chunk, self.base_offset + self.total)
                 self.total += len(chunk)
                 self.tail += chunk
                 del self.tail[:-4096]
+        if self._line:
+            self._check(bytes(self._line), self.base_offset + self.total)
         os.close(self.fd)
 
     def snapshot(self) -> tuple[int, str]:
@@ -85,13 +116,17 @@ class Sandbox:
     """
 
     def __init__(self, submission: Path, *, limits: Limits | None = None,
-                 env: dict[str, str] | None = None, isolation: str = "auto") -> None:
+                 env: dict[str, str] | None = None, isolation: str = "auto",
+                 watch_output: tuple[str, ...] = ()) -> None:
         self.source = Path(submission).resolve()
         if not (self.source / "inference_lab").is_dir():
             raise errors.SandboxUnavailable(f"{self.source} has no inference_lab/ package")
         self.limits = limits or Limits()
         self.extra_env = dict(env or {})
         self.isolation_mode = isolation
+        self.watch_output = tuple(watch_output)
+        self._output_hits: list[tuple[int, str]] = []
+        self._output_base = 0   # bytes printed by earlier workers of this sandbox
         self._tmp = Path(tempfile.mkdtemp(prefix="infergrade-"))
         self.workdir = self._tmp / "work"
         self.root = self.workdir / "submission"
@@ -147,7 +182,8 @@ class Sandbox:
             os.close(fd)
         self._rpc_out_fd = req_w
         self.reader = rpc.LineReader(rep_r, self.limits.reply_bytes)
-        self.drain = _OutputDrain(out_r)
+        self.drain = _OutputDrain(out_r, base_offset=self._output_base, watch=self.watch_output,
+                                  hits=self._output_hits)
         self.drain.start()
         try:
             hello = self.reader.read(self.limits.startup_timeout_s)
@@ -188,6 +224,7 @@ class Sandbox:
             self.reader = None
         if self.drain is not None:
             self.drain.join(timeout=2)
+            self._output_base += self.drain.snapshot()[0]
             self.drain = None
 
     # -- calls ---------------------------------------------------------------------------------
@@ -300,6 +337,29 @@ class Sandbox:
         cls = errors.ImportFailed if error.get("stage") == "import" else errors.StudentRaised
         return cls(label, str(error.get("type", "Exception")), str(error.get("message", "")),
                    list(error.get("mro", [])), str(error.get("traceback", "")))
+
+    def output_mark(self, settle_s: float = 0.5) -> int:
+        """Bytes the code has printed so far (all workers of this sandbox), once the output is quiet.
+
+        The worker flushes before it answers, but the reader thread may still be catching up: wait
+        until nothing new arrives for 40 ms (at most ``settle_s``).
+        """
+        if self.drain is None:
+            return self._output_base
+        deadline = time.monotonic() + settle_s
+        last = self.drain.snapshot()[0]
+        while time.monotonic() < deadline:
+            time.sleep(0.04)
+            now = self.drain.snapshot()[0]
+            if now == last:
+                break
+            last = now
+        return self._output_base + last
+
+    def watched_lines(self, since: int = 0) -> list[str]:
+        """Lines printed at or after byte ``since`` that hold a ``watch_output`` string (raw: redact them)."""
+        self.output_mark()  # let the reader thread catch up with what was printed
+        return [line for offset, line in list(self._output_hits) if offset >= since]
 
     def ping(self) -> float:
         """Start the worker if needed and return the round-trip time of one empty request."""
