@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import importlib
+import os
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
@@ -165,6 +166,10 @@ class ServiceSet:
             extra = getattr(svc, "env", None)
             if callable(extra):
                 env.update({str(k): str(v) for k, v in extra().items()})
+        # Command-line stand-ins (e.g. `ollama`) come first on PATH, so notebook cells and scripts
+        # that shell out to them reach the tier's service.
+        if env.get("INFERGRADE_OLLAMA_BIN"):
+            env["PATH"] = os.pathsep.join([env["INFERGRADE_OLLAMA_BIN"], os.environ.get("PATH", os.defpath)])
         return env
 
     def describe(self) -> list[str]:

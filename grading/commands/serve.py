@@ -83,6 +83,12 @@ def main(args: argparse.Namespace) -> int:
         services = start_services(args.tier, seed, [name], host=args.host, ports={name: port})
     except OSError as exc:
         hint = " (is the real service already running? --port 0 picks a free port)" if port else ""
+        holder = _who_holds(name, args.host, port) if port else None
+        if holder:
+            hint = (f"\n{holder} already listens on {args.host}:{port}. Stop it, or run this one beside it: "
+                    f"--port {port + 1} (then point the client there"
+                    + (f", e.g. OLLAMA_HOST=http://{args.host}:{port + 1}" if name == "ollama" else "")
+                    + ") or --port 0 for any free port")
         print(f"cannot start {name} on {args.host}:{port}: {exc}{hint}", file=sys.stderr)
         return 1
     if name in services.unavailable:
@@ -116,6 +122,23 @@ def main(args: argparse.Namespace) -> int:
         services.stop()
     print(f"{name} stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _who_holds(name: str, host: str, port: int) -> str | None:
+    """What answers on a taken port, in words ("a real Ollama 0.9.1"), or None when unknown."""
+    import json
+    import urllib.request
+
+    probe = {"ollama": "/api/version", "vllm": "/version"}.get(name)
+    if probe is None:
+        return None
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{probe}", timeout=1.0) as resp:
+            version = json.loads(resp.read() or b"{}").get("version")
+    except Exception:  # noqa: BLE001 - something else, or nothing that speaks HTTP
+        return "another program"
+    label = {"ollama": "Ollama", "vllm": "vLLM"}[name]
+    return f"an {label} server (version {version})" if version else f"a {label} server"
 
 
 def _install_signal_handlers(stop: threading.Event) -> Any:
