@@ -8,6 +8,13 @@ saved outputs), ``.env`` files, git history (``grading/leaks.py`` reads the subm
 
 The worker's ``HF_TOKEN`` is the grader's canary (a fake token, different on every run); its HOME and
 HF_HOME are its own empty folders, so the "stored login" is the one these tests write there.
+
+The static scan finds Hugging Face tokens (the ``hf_…`` shape and the canary) and, with the maintained
+scanner detect-secrets, other services' secrets (cloud keys, API tokens, private keys, passwords in
+URLs). At run time the student's own Hugging Face calls (chat, the OpenAI-compatible router,
+streaming, an image) are made once against the simulator, and then the canary must not appear in what
+they printed (stdout/stderr), in any file they wrote, or anywhere in their requests but the
+``Authorization: Bearer`` header (never in a URL, a query string, a body or another header).
 """
 
 from __future__ import annotations
@@ -20,8 +27,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from grading.leaks import TOKEN_RE, redact, scan_submission
-from grading.sandbox.errors import ImportFailed, StudentRaised
+from grading.leaks import HF_RULE, TOKEN_RE, redact, scan_submission, scan_tree_for_secrets
+from grading.sandbox.errors import ImportFailed, NotImplementedByStudent, StudentCodeError, StudentRaised
 
 # Every variable through which huggingface_hub could find a token, unset for the "no env" calls.
 # HF_TOKEN_PATH is unset too: the stored login must be found where `hf auth login` puts it
@@ -226,11 +233,23 @@ HINTS = {
 MAX_LISTED = 8
 
 
+_SCANS: dict[tuple[str, str], Any] = {}
+
+
+def _scan(submission_dir: Path, canary_token: str) -> Any:
+    """One static scan per submission, shared by the two tests that read it."""
+    key = (str(submission_dir), canary_token)
+    if key not in _SCANS:
+        _SCANS[key] = scan_submission(submission_dir, extra_secrets=[canary_token])
+    return _SCANS[key]
+
+
 def test_no_token_in_files(lab, submission_dir, canary_token):
     # Credit for "no token anywhere" goes to work that handles tokens: a stub or an empty folder has
     # nothing to leak and earns nothing here.
     lab.call("auth.get_token")
-    result = scan_submission(submission_dir, extra_secrets=[canary_token])
+    scanned = _scan(submission_dir, canary_token)
+    result = [leak for leak in scanned if leak.rule == HF_RULE]
     if result:
         listed = [f"  - {leak.describe()}" for leak in result[:MAX_LISTED]]
         if len(result) > MAX_LISTED:
@@ -242,5 +261,198 @@ def test_no_token_in_files(lab, submission_dir, canary_token):
             + "\n".join(listed) + "\nHow to fix:\n" + "\n".join(hints)
             + "\n  * a token that was ever committed or shared is public: revoke it and create a new one "
               "at https://huggingface.co/settings/tokens")
-    if result.incomplete:
-        pytest.skip("no token was found, but not everything could be checked: " + "; ".join(result.incomplete))
+    if scanned.incomplete:
+        pytest.skip("no token was found, but not everything could be checked: " + "; ".join(scanned.incomplete))
+
+
+OTHER_HINTS = {
+    "Basic Auth Credentials": "a URL with user:password@ — keep credentials out of URLs (use a header or the "
+                              "client's own credential store)",
+    "Private Key": "a private key — never hand one in; keep keys outside the project folder",
+}
+
+
+def test_no_other_secrets_in_files(lab, submission_dir, canary_token):
+    # Found by detect-secrets (Yelp's maintained scanner): keys and tokens of other services.
+    lab.call("auth.get_token")
+    scanned = _scan(submission_dir, canary_token)
+    result = [leak for leak in scanned if leak.rule != HF_RULE]
+    if result:
+        listed = [f"  - {leak.describe()}" for leak in result[:MAX_LISTED]]
+        if len(result) > MAX_LISTED:
+            listed.append(f"  - … and {len(result) - MAX_LISTED} more")
+        rules = list(dict.fromkeys(leak.rule for leak in result))
+        hints = [f"  * {OTHER_HINTS[rule]}" for rule in rules if rule in OTHER_HINTS]
+        raise AssertionError(
+            f"found {len(result)} secret(s) of other kinds ({', '.join(rules)}; detect-secrets, shown "
+            "masked):\n" + "\n".join(listed) + "\nHow to fix:\n" + "\n".join(hints)
+            + ("\n" if hints else "")
+            + "  * read secrets from environment variables (os.environ) or a .env file you do not hand in; "
+              "remove them from the files and from git history, and revoke every secret that was handed in")
+    if scanned.incomplete:
+        pytest.skip("no secret was found, but not everything could be checked: "
+                    + "; ".join(scanned.incomplete))
+
+
+# -- at run time: the token goes to the service in the Authorization header, and nowhere else --------
+HF_CALLS = (  # (function, args, kwargs): the student's Hugging Face calls, each made once
+    ("hf_chat.chat", "why keep tokens secret?", {"model": "meta-llama/Llama-3.1-8B-Instruct",
+                                                 "provider": "fireworks-ai", "max_tokens": 24}),
+    ("hf_chat.chat_openai", "what is a bearer token?", {"model": "meta-llama/Llama-3.1-8B-Instruct",
+                                                        "max_tokens": 24}),
+    ("hf_chat.stream_chat", "what is a canary token?", {"model": "meta-llama/Llama-3.1-8B-Instruct",
+                                                        "provider": "cerebras", "max_tokens": 24}),
+    ("hf_image.generate_image", "a padlock, flat icon", {"model": "black-forest-labs/FLUX.1-schnell",
+                                                         "provider": "together", "width": 128, "height": 128,
+                                                         "seed": 7}),
+)
+# huggingface_hub's own credential store: `hf auth login` (or huggingface_hub.login()) writes the token
+# there on purpose; it is where a token belongs, not a leak.
+LOGIN_STORE = ("token", "stored_tokens")
+
+
+class _Run:
+    """What the student's HF calls did: results, printed output, files, requests (filled once)."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []                 # calls that returned
+        self.skipped: list[str] = []              # not implemented (yet)
+        self.failed: list[str] = []               # raised: "call: message" (masked)
+        self.printed: list[tuple[str, str]] = []  # (call, masked line) where the token was printed
+        self.records: list[Any] = []
+
+
+_RUNS: dict[int, _Run] = {}
+
+
+def _describe_call(target: str, arg: str, kwargs: dict[str, Any]) -> str:
+    shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "out_path")
+    return f"{target.split('.')[-1]}({arg!r}, {shown})"
+
+
+def _run_hf_calls(lab: Any, hf_sim: Any, canary_token: str) -> _Run:
+    if id(lab) in _RUNS:
+        return _RUNS[id(lab)]
+    import time
+
+    lab.call("auth.get_token")  # not implemented → "not implemented: inference_lab.auth.get_token"
+    run = _Run()
+    # The token as a whole, and its random part alone (a token printed without its "hf_" is no safer).
+    secrets = [canary_token, canary_token[3:]]
+    out_dir = Path(lab.workdir) / "auth-run"
+    out_dir.mkdir(exist_ok=True)
+    t0 = time.monotonic()
+    for target, arg, kwargs in HF_CALLS:
+        kwargs = dict(kwargs)
+        if target.endswith("generate_image"):
+            kwargs["out_path"] = str(out_dir / "padlock.png")
+        messages = arg if target.endswith("generate_image") else [{"role": "user", "content": arg}]
+        call = _describe_call(target, arg, kwargs)
+        before = lab.output_mark()
+        try:
+            lab.call(target, messages, **kwargs)
+        except NotImplementedByStudent:
+            run.skipped.append(call)
+        except StudentRaised as err:
+            if err.exc_type == "ModuleNotFoundError" and isinstance(err, ImportFailed):
+                run.skipped.append(call)
+            else:
+                run.failed.append(f"{call} raised {err.exc_type}: {_text(err.exc_message, secrets, 160)}")
+        except StudentCodeError as err:
+            run.failed.append(_text(str(err), secrets, 200))
+        else:
+            run.done.append(call)
+        # Every line of the worker's stdout/stderr is checked for the canary as it is read, however
+        # much the code prints (grading/sandbox/client.py, watch_output).
+        for line in lab.watched_lines(since=before):
+            run.printed.append((call, redact(line.strip(), secrets)[:200]))
+    t1 = time.monotonic()
+    run.records = [r for r in hf_sim.log.records(service="hf") if t0 <= r.t_start <= t1]
+    if not run.done:
+        reasons = run.failed or [f"{c}: not implemented" for c in run.skipped]
+        raise AssertionError(
+            "none of your Hugging Face calls completed, so nothing showed how your code handles the token "
+            "when it uses it:\n" + "\n".join(f"  - {r}" for r in reasons[:6])
+            + "\nImplement hf_chat.chat / chat_openai / stream_chat and hf_image.generate_image (checkpoints "
+              "hf_chat and hf_image) with the token from auth.get_token()")
+    _RUNS[id(lab)] = run
+    return run
+
+
+def _note(run: _Run) -> str:
+    parts = []
+    if run.skipped:
+        parts.append(f"not checked (not implemented): {', '.join(c.split('(')[0] for c in run.skipped)}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def test_no_token_in_output(lab, hf_sim, canary_token):
+    run = _run_hf_calls(lab, hf_sim, canary_token)
+    if run.printed:
+        listed = "\n".join(f"  - during {call}: {line}" for call, line in run.printed[:MAX_LISTED])
+        raise AssertionError(
+            "your code printed the token (shown masked here) while it ran:\n" + listed
+            + "\nNever print, log or put the token in an error message: print mask(token) if you must show "
+              "which token is used, and let the client send it (api_key=token)")
+
+
+def test_no_token_in_written_files(lab, hf_sim, canary_token):
+    run = _run_hf_calls(lab, hf_sim, canary_token)
+    store = Path(lab.home) / ".cache" / "huggingface"
+    found = scan_tree_for_secrets(Path(lab.workdir), [canary_token, canary_token[3:]],
+                                  skip=[store / name for name in LOGIN_STORE])
+    if found:
+        listed = [f"  - {leak.describe()}" for leak in found[:MAX_LISTED]]
+        raise AssertionError(
+            f"your code wrote the token into {len(found)} place(s) in files while it ran (shown masked; "
+            "'submission/' is the folder your code ran in, 'home/' its home folder):\n" + "\n".join(listed)
+            + "\nNever write the token to a file, a log or a cache of your own: keep it in memory, and write "
+              "only mask(token) to logs; huggingface_hub's own login store (hf auth login) is the one "
+              "place a token belongs" + _note(run))
+    if found.incomplete:
+        pytest.skip("no token was found in the files written, but not all could be checked: "
+                    + "; ".join(found.incomplete))
+
+
+def _where_in_request(rec: Any, token: str) -> list[str]:
+    """The places other than 'Authorization: Bearer' where a request carried the token."""
+    import json as _json
+
+    secrets = (token, token[3:])
+    places = []
+    url = rec.path + ("?" + "&".join(f"{k}={v}" for k, v in (rec.query or {}).items()) if rec.query else "")
+    if any(s in url for s in secrets):
+        places.append("its URL" + (" (query string)" if any(s in str(rec.query) for s in secrets) else ""))
+    if rec.body is not None and any(s in _json.dumps(rec.body, ensure_ascii=False) for s in secrets):
+        places.append("its body")
+    for name, value in (rec.headers or {}).items():
+        if not any(s in str(value) for s in secrets):
+            continue
+        if name == "authorization" and value == f"Bearer {token}":
+            continue
+        places.append(f"the {name!r} header" if name != "authorization" else
+                      "the Authorization header in another form than 'Bearer <token>'")
+    return places
+
+
+def test_token_only_in_authorization_header(lab, hf_sim, canary_token):
+    run = _run_hf_calls(lab, hf_sim, canary_token)
+    leaks = []
+    for rec in run.records:
+        places = _where_in_request(rec, canary_token)
+        if places:
+            leaks.append(f"  - {rec.method} {redact(rec.path, [canary_token, canary_token[3:]])}: in "
+                         + ", ".join(places))
+    if leaks:
+        raise AssertionError(
+            "your requests carried the token (shown masked) outside the Authorization header:\n"
+            + "\n".join(leaks[:MAX_LISTED])
+            + "\nA token in a URL ends up in server logs, proxies and browser history: never put it in a URL, "
+              "query string (?token=, ?api_key=) or request body; pass it to the client as api_key=token, "
+              "which sends 'Authorization: Bearer <token>'")
+    bearer = [rec for rec in run.records
+              if (rec.headers or {}).get("authorization") == f"Bearer {canary_token}"]
+    assert bearer, (
+        f"none of your requests carried 'Authorization: Bearer <HF_TOKEN>' ({len(run.records)} request(s) "
+        "seen); pass the token from auth.get_token() to the client: InferenceClient(api_key=token) or "
+        "openai.OpenAI(api_key=token)")

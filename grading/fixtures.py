@@ -79,7 +79,9 @@ def lab(request: pytest.FixtureRequest, grading_context: GradingContext, service
     try:
         sandbox = Sandbox(grading_context.submission, limits=limits,
                           env=services.env(grading_context.canary_token),
-                          isolation=grading_context.isolation_mode)
+                          isolation=grading_context.isolation_mode,
+                          # the canary, whole and without its "hf_": a print of either is a leak
+                          watch_output=(grading_context.canary_token, grading_context.canary_token[3:]))
     except SandboxUnavailable as exc:
         pytest.fail(f"the submission cannot be graded: {exc}", pytrace=False)
     grading_context.isolation = grading_context.isolation or sandbox.isolation
@@ -102,3 +104,17 @@ def hf_sim(services: Any, canary_token: str) -> Iterator[Any]:
         yield sim
     finally:
         sim.reset()
+
+
+@pytest.fixture
+def ollama_server(services: Any) -> Iterator[Any]:
+    """The tier's Ollama server (simulator or llama.cpp), reset (catalogue models, none loaded) around each test."""
+    server = services.services.get("ollama")
+    if server is None:
+        reason = services.unavailable.get("ollama", "the ollama service did not start")
+        pytest.skip(f"no Ollama server in this tier: {reason}")
+    server.reset()
+    try:
+        yield server
+    finally:
+        server.reset()

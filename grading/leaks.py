@@ -18,6 +18,17 @@ A *token* is anything matching ``hf_[A-Za-z0-9]{30,}`` (the shape of real user a
 of ``extra_secrets`` (the grader's canary). Excerpts are masked (``hf_…w9Qz``): a full token is never
 put in a result, a message or a log.
 
+Other secrets (cloud keys, API tokens of other services, private keys, passwords in URLs) are found
+by Yelp's maintained scanner `detect-secrets <https://github.com/Yelp/detect-secrets>`_, run on the
+same text (files, notebook cells, git objects) with its format-specific plugins and its default
+false-positive filters — not its entropy or keyword heuristics, which flag image data in notebook
+outputs and hashes in results files. Its findings carry ``rule`` = the detect-secrets type (e.g.
+"AWS Access Key"); the Hugging Face rule's carry ``rule = "hf-token"``. The secret itself is
+masked in the excerpt just the same.
+
+``scan_tree_for_secrets(root, secrets)`` is the runtime counterpart: the exact secrets (the canary)
+in every file under ``root``, text or binary — for the files student code wrote while it ran.
+
 Why ``git cat-file --batch-all-objects --batch`` and nothing else: it reads objects, byte for byte,
 from the object store. It has no textconv, no clean/smudge filters, no diff drivers, no pager, no
 hooks and no fsmonitor, and it never touches the work tree or the index — so nothing a submission
@@ -48,7 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-__all__ = ["Leak", "ScanResult", "TOKEN_RE", "scan_submission", "scan_text", "mask_secret", "redact"]
+__all__ = ["Leak", "ScanResult", "TOKEN_RE", "HF_RULE", "scan_submission", "scan_text", "scan_tree_for_secrets",
+           "mask_secret", "redact"]
 
 # The shape of a real Hugging Face user access token. Placeholders ("hf_your_token_here",
 # "hf_xxx", masked forms like "hf_…w9Qz") do not match: "_" and "…" are not in the class.
@@ -63,6 +75,23 @@ GIT_TIMEOUT_S = 120.0
 MAX_LEAKS = 200                     # more than this is noise; the result says it stopped
 MIN_EXTRA_SECRET_LEN = 8            # shorter "secrets" would match everywhere
 EXCERPT_CHARS = 160
+HF_RULE = "hf-token"
+# A value detect-secrets reports that is a placeholder, not a secret.
+PLACEHOLDER_RE = re.compile(r"…|\*{3}|x{4}|X{4}|[<>{}$]|your|example|placeholder|changeme|redacted",
+                            re.IGNORECASE)
+
+# detect-secrets plugins for secrets with a recognisable format. Left out on purpose: the entropy
+# detectors (Base64HighEntropyString, HexHighEntropyString: every PNG in a notebook output and every
+# sha256 in a results file would be a "secret"), KeywordDetector (any `password = ...` line, including
+# placeholders in teaching text) and IPPublicDetector (not a secret).
+DETECT_SECRETS_PLUGINS = (
+    "ArtifactoryDetector", "AWSKeyDetector", "AzureStorageKeyDetector", "BasicAuthDetector",
+    "CloudantDetector", "DiscordBotTokenDetector", "GitHubTokenDetector", "GitLabTokenDetector",
+    "IbmCloudIamDetector", "IbmCosHmacDetector", "JwtTokenDetector", "MailchimpDetector", "NpmDetector",
+    "OpenAIDetector", "PrivateKeyDetector", "PypiTokenDetector", "SendGridDetector", "SlackDetector",
+    "SoftlayerDetector", "SquareOAuthDetector", "StripeDetector", "TelegramBotTokenDetector",
+    "TwilioKeyDetector",
+)
 
 DOTENV_NAMES = {".env", ".envrc"}
 SOURCE_SUFFIXES = {".py", ".pyw", ".pyi", ".sh", ".bash", ".zsh", ".fish", ".ps1", ".bat", ".cmd",
@@ -91,6 +120,7 @@ class Leak:
     kind: str  # source | notebook-source | notebook-output | dotenv | git-history | file
     excerpt: str
     cell: int | None = None
+    rule: str = HF_RULE  # "hf-token", or the detect-secrets type ("AWS Access Key", ...)
 
     def describe(self) -> str:
         """One line for a student: where, what kind, and the masked excerpt."""
@@ -107,6 +137,8 @@ class Leak:
             "git-history": "in git history",
             "file": "in a file",
         }.get(self.kind, self.kind)
+        if self.rule != HF_RULE:
+            what = f"{self.rule}, {what}"
         return f"{place} ({what}): {self.excerpt}"
 
 
@@ -135,12 +167,61 @@ def mask_secret(secret: str) -> str:
     return f"{prefix}…{tail}"
 
 
+class _DetectSecrets:
+    """detect-secrets with :data:`DETECT_SECRETS_PLUGINS`, one line at a time.
+
+    Its settings are process-global, so every use holds a lock and its own transient settings. A
+    whole text is first checked against the plugins' own patterns (one C regex pass each), so the
+    per-line scan only runs on the few texts that may hold such a secret.
+    """
+
+    _lock = threading.Lock()
+    _patterns: list | None = None
+
+    @staticmethod
+    def _settings() -> dict:
+        return {"plugins_used": [{"name": name} for name in DETECT_SECRETS_PLUGINS]}
+
+    @classmethod
+    def _prefilter(cls) -> list:
+        if cls._patterns is None:
+            from detect_secrets.core.scan import get_plugins
+            from detect_secrets.settings import transient_settings
+
+            patterns = []
+            with cls._lock, transient_settings(cls._settings()):
+                for plugin in get_plugins():
+                    patterns.extend(getattr(plugin, "denylist", ()) or ())
+            cls._patterns = patterns
+        return cls._patterns
+
+    @classmethod
+    def findings(cls, text: str) -> list[tuple[int, str, str]]:
+        """(1-based line, secret type, secret value) for every secret detect-secrets finds in text."""
+        patterns = cls._prefilter()
+        if patterns and not any(p.search(text) for p in patterns):
+            return []
+        from detect_secrets.core.scan import scan_line
+        from detect_secrets.settings import transient_settings
+
+        found = []
+        with cls._lock, transient_settings(cls._settings()):
+            for number, line in enumerate(text.splitlines(), start=1):
+                if patterns and not any(p.search(line) for p in patterns):
+                    continue
+                for secret in scan_line(line):
+                    if secret.secret_value:
+                        found.append((number, str(secret.type), str(secret.secret_value)))
+        return found
+
+
 class _Matcher:
-    def __init__(self, extra_secrets: Iterable[str]) -> None:
+    def __init__(self, extra_secrets: Iterable[str], other_secrets: bool = False) -> None:
         extras = sorted({s for s in (extra_secrets or ()) if isinstance(s, str)
                          and len(s) >= MIN_EXTRA_SECRET_LEN}, key=len, reverse=True)
         self.extras = extras
         self.extras_bytes = [s.encode("utf-8") for s in extras]
+        self.other_secrets = other_secrets
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         found = [(m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
@@ -200,18 +281,80 @@ def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:
 
 def scan_text(text: str, *, where: str, kind: str, matcher: "_Matcher | None" = None,
               extra_secrets: Iterable[str] = (), cell: int | None = None,
-              line_offset: int = 0) -> list[Leak]:
-    """Every line of ``text`` holding a token, as masked leaks (one per line)."""
-    matcher = matcher or _Matcher(extra_secrets)
-    if not matcher.quick_check(text):
-        return []
+              line_offset: int = 0, other_secrets: bool = False) -> list[Leak]:
+    """Every line of ``text`` holding a token, as masked leaks (one per line).
+
+    With ``other_secrets`` (or a matcher made with it), detect-secrets' findings too: one leak per
+    line and secret type, unless the secret is (part of) a token the Hugging Face rule found.
+    """
+    matcher = matcher or _Matcher(extra_secrets, other_secrets)
     leaks = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        spans = matcher.spans(line)
-        if spans:
-            leaks.append(Leak(where=where, line=number + line_offset, kind=kind,
-                              excerpt=_masked_excerpt(line, spans), cell=cell))
+    if matcher.quick_check(text):
+        for number, line in enumerate(text.splitlines(), start=1):
+            spans = matcher.spans(line)
+            if spans:
+                leaks.append(Leak(where=where, line=number + line_offset, kind=kind,
+                                  excerpt=_masked_excerpt(line, spans), cell=cell))
+    if matcher.other_secrets:
+        leaks.extend(_other_secrets(text, where=where, kind=kind, matcher=matcher, cell=cell,
+                                    line_offset=line_offset))
     return leaks
+
+
+def _other_secrets(text: str, *, where: str, kind: str, matcher: "_Matcher", cell: int | None,
+                   line_offset: int) -> list[Leak]:
+    found = _DetectSecrets.findings(text)
+    if not found:
+        return []
+    lines = text.splitlines()
+    by_line: dict[tuple[int, str], list[str]] = {}
+    for number, secret_type, value in found:
+        line = lines[number - 1] if 0 < number <= len(lines) else ""
+        secret = _whole_secret(line, value)
+        if PLACEHOLDER_RE.search(secret):
+            continue  # "https://user:hf_…@host", "<password>", "your-key-here": teaching text
+        hf_spans = matcher.spans(line)
+        if matcher.spans(secret) or any(secret in line[a:b] for a, b in hf_spans):
+            continue  # a Hugging Face token (e.g. the password of a URL): reported by the HF rule
+        by_line.setdefault((number, secret_type), []).append(secret)
+    leaks = []
+    for (number, secret_type), secrets in sorted(by_line.items()):
+        line = lines[number - 1] if 0 < number <= len(lines) else ""
+        spans = []
+        for secret in secrets:
+            start = line.find(secret)
+            while start != -1:
+                spans.append((start, start + len(secret)))
+                start = line.find(secret, start + 1)
+        spans = _merged(spans)
+        excerpt = _masked_excerpt(line, spans) if spans else "(the secret is not shown)"
+        leaks.append(Leak(where=where, line=number + line_offset, kind=kind, excerpt=excerpt, cell=cell,
+                          rule=secret_type))
+    return leaks
+
+
+def _whole_secret(line: str, value: str) -> str:
+    """The secret to mask: detect-secrets' value, or — when that is only a short part of the secret
+    (GitHubTokenDetector reports just "ghp") — the whole match of the plugin pattern holding it."""
+    if len(value) >= 8:
+        return value
+    best = value
+    for pattern in _DetectSecrets._prefilter():
+        for match in pattern.finditer(line):
+            whole = match.group(0)
+            if value in whole and len(whole) > len(best):
+                best = whole
+    return best
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _secrets_in(text: str, matcher: _Matcher) -> set[str]:
@@ -640,11 +783,13 @@ def _scan_git_dir_files(root: Path, git_dir: Path, matcher: _Matcher, result: Sc
 
 
 # -- the scan --------------------------------------------------------------------------------------
-def scan_submission(root: Path, *, extra_secrets: Iterable[str] = ()) -> ScanResult:
+def scan_submission(root: Path, *, extra_secrets: Iterable[str] = (), other_secrets: bool = True) -> ScanResult:
     """Every token in the submission at ``root``: files, notebooks, .env files and git history.
 
     Returns a :class:`ScanResult` (a ``list[Leak]``); check ``result.incomplete`` too — it lists what
-    could not be checked (e.g. git is missing), which is not the same as "no leak".
+    could not be checked (e.g. git is missing), which is not the same as "no leak". Leaks with
+    ``rule == HF_RULE`` are Hugging Face tokens (or ``extra_secrets``); with ``other_secrets`` the
+    other secrets detect-secrets finds are in the result too, with their type as ``rule``.
     """
     root = Path(root)
     result = ScanResult()
@@ -652,7 +797,7 @@ def scan_submission(root: Path, *, extra_secrets: Iterable[str] = ()) -> ScanRes
         result.incomplete.append(f"{root} is not a folder (or is a symbolic link); nothing was scanned")
         return result
     root = root.resolve()
-    matcher = _Matcher(extra_secrets)
+    matcher = _Matcher(extra_secrets, other_secrets)
     total = 0
     binary = 0
     for full, rel in _iter_files(root, result):
@@ -710,4 +855,54 @@ def scan_submission(root: Path, *, extra_secrets: Iterable[str] = ()) -> ScanRes
     if len(result) > MAX_LEAKS:
         del result[MAX_LEAKS:]
         result.notes.append(f"stopped after {MAX_LEAKS} findings")
+    return result
+
+
+# -- runtime: what student code wrote ---------------------------------------------------------------
+def scan_tree_for_secrets(root: Path, secrets: Iterable[str], *, skip: Iterable[Path] = (),
+                          max_files: int = MAX_FILES, max_bytes: int = MAX_FILE_BYTES) -> ScanResult:
+    """Every file under ``root`` holding one of ``secrets`` (exact strings, e.g. the canary).
+
+    For the files student code wrote while it ran: every regular file, text or binary (a secret
+    in a PNG text chunk or a pickle counts), read as bytes and searched for each secret in UTF-8 and
+    UTF-16; text files report the line. Symbolic links are not followed; ``skip`` lists paths (files
+    or folders) that are not looked at. Leaks are ``kind="file"`` with masked excerpts.
+    """
+    root = Path(root)
+    result = ScanResult()
+    wanted = [s for s in {str(x) for x in secrets} if len(s) >= MIN_EXTRA_SECRET_LEN]
+    if not wanted or not root.is_dir():
+        return result
+    skipped = {Path(p).resolve() for p in skip}
+    needles = [(s, s.encode("utf-8"), s.encode("utf-16-le")) for s in wanted]
+    matcher = _Matcher(wanted)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames
+                             if not (here / d).is_symlink() and (here / d).resolve() not in skipped)
+        for name in sorted(filenames):
+            full = here / name
+            if full.is_symlink() or full.resolve() in skipped:
+                continue
+            if result.files_scanned >= max_files:
+                result.incomplete.append(f"more than {max_files} files; the rest were not scanned")
+                return result
+            got = _read_capped(full, max_bytes)
+            if got is None:
+                continue
+            data, truncated = got
+            result.files_scanned += 1
+            if truncated:
+                result.notes.append(f"{full.relative_to(root).as_posix()}: only its first "
+                                    f"{max_bytes // 2**20} MiB were scanned")
+            if not any(utf8 in data or utf16 in data for _, utf8, utf16 in needles):
+                continue
+            rel = full.relative_to(root).as_posix()
+            text = _decode(data)
+            found = scan_text(text, where=rel, kind="file", matcher=matcher) if text is not None else []
+            if not found:  # binary, or only its UTF-16 form in a UTF-8 file: name the file
+                hit = next(s for s, utf8, utf16 in needles if utf8 in data or utf16 in data)
+                found = [Leak(where=rel, line=None, kind="file",
+                              excerpt=f"(binary data holding {mask_secret(hit)})")]
+            result.extend(found)
     return result

@@ -25,15 +25,20 @@ import pytest
 from grading.canary import make_canary
 from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
-from grading.leaks import TOKEN_RE, Leak, mask_secret, redact, scan_submission
+from grading.leaks import HF_RULE, TOKEN_RE, Leak, mask_secret, redact, scan_submission, scan_tree_for_secrets
 from mutants import FAKE, MUTANTS, assert_mutant_differs, build, for_checkpoint
 
 AUTH_POINTS = 10.0
 TESTS_DIR = Path(__file__).resolve().parent
 ALT = TESTS_DIR / "alt_solutions"
 AUTH_TESTS = ("test_get_token_from_env", "test_get_token_from_login_cache", "test_missing_token_error",
-              "test_mask_hides_token", "test_no_token_in_files")
+              "test_mask_hides_token", "test_no_token_in_files", "test_no_other_secrets_in_files",
+              "test_no_token_in_output", "test_no_token_in_written_files",
+              "test_token_only_in_authorization_header")
 WORKER_TESTS = AUTH_TESTS[:4]
+STATIC_TESTS = AUTH_TESTS[4:6]
+RUNTIME_TESTS = AUTH_TESTS[6:]
+NO_TOKEN_IN_FILES_POINTS = 2.0
 HAS_GIT = shutil.which("git") is not None
 needs_git = pytest.mark.skipif(not HAS_GIT, reason="git is not installed")
 
@@ -142,19 +147,21 @@ def test_token_only_in_git_history_loses_the_leak_points(tmp_path: Path) -> None
     assert leak["outcome"] == "failed" and leak["score"] == 0, leak
     for word in ("in git history", "inference_lab/auth.py", "hf_…cdEf", "git filter-repo", "revoke"):
         assert word in leak["message"], (word, leak["message"])
-    for name in WORKER_TESTS:
+    for name in set(AUTH_TESTS) - {"test_no_token_in_files"}:
         assert tests[name]["outcome"] == "passed", tests[name]
-    assert auth_checkpoint(report)["score"] == AUTH_POINTS - 3
+    assert auth_checkpoint(report)["score"] == AUTH_POINTS - NO_TOKEN_IN_FILES_POINTS
     assert_no_full_token(report, FAKE)
 
 
 def test_template_scores_zero(tmp_path: Path) -> None:
     report = grade(REPO_ROOT / "student_template", tmp_path)
     tests = results_by_name(report)
-    # The leak scan too: a stub has nothing to leak, so it earns nothing there.
-    for name in (*WORKER_TESTS, "test_no_token_in_files"):
+    assert set(tests) == set(AUTH_TESTS)
+    # The leak scans and the runtime checks too: a stub has nothing to leak, so it earns nothing there.
+    for name in AUTH_TESTS:
         assert tests[name]["score"] == 0, tests[name]
         assert "not implemented: inference_lab.auth." in tests[name]["message"], tests[name]
+    assert auth_checkpoint(report)["score"] == 0
 
 
 # -- grading/leaks.py ------------------------------------------------------------------------------
@@ -389,6 +396,61 @@ def test_submission_git_config_is_never_executed(tmp_path: Path) -> None:
     assert ran == [], f"scan_submission ran the submission's git configuration: {ran}"
     assert result.git_checked and result.incomplete == []
     assert any(leak.kind == "git-history" and leak.where.endswith(":inference_lab/auth.py") for leak in result)
+
+
+def test_other_secrets_are_found_by_detect_secrets_and_masked(tmp_path: Path) -> None:
+    # Real shapes, not real secrets; assembled here so that this file holds none of them.
+    aws = "AKIA" + "Q3VBTZ7J2XW4NPLM"
+    github = "ghp_" + "Zq8Lr2Vb7Nc4Xw1Ty6Ua3Sd9Fg5Hj0Kk2Mmp"
+    password = "s3cr3t-" + "Pa55w0rd"
+    (tmp_path / "settings.py").write_text(f"AWS_ACCESS_KEY_ID = '{aws}'\nGITHUB = '{github}'\nX = 1\n")
+    (tmp_path / "README.md").write_text(f"clone https://student:{password}@git.example.org/lab.git\n"
+                                        "or https://user:<password>@host/ and https://user:hf_…@huggingface.co\n"
+                                        "AWS example key: AKIAIOSFODNN7EXAMPLE\n")
+    (tmp_path / "key.pem").write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIEow...\n-----END RSA PRIVATE KEY-----\n")
+    (tmp_path / "remote.txt").write_text(f"https://student:{FAKE}@huggingface.co/spaces/s/lab\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(os.environ['AWS_KEY'])", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=f"{aws}\n")])]
+    nbformat.write(nb, tmp_path / "practice.ipynb")
+    result = scan_submission(tmp_path)
+    found = sorted((leak.where, leak.line, leak.rule, leak.kind) for leak in result)
+    assert found == [
+        ("README.md", 1, "Basic Auth Credentials", "file"),
+        ("key.pem", 1, "Private Key", "file"),
+        ("practice.ipynb", 1, "AWS Access Key", "notebook-output"),
+        ("remote.txt", 1, HF_RULE, "file"),          # an HF token in a URL: reported once, as a token
+        ("settings.py", 1, "AWS Access Key", "source"),
+        ("settings.py", 2, "GitHub Token", "source"),
+    ], found
+    for leak in result:
+        for secret in (aws, github, password, FAKE):
+            assert secret not in leak.excerpt and secret not in leak.describe(), leak
+    by_rule = {leak.rule: leak for leak in result}
+    assert by_rule["GitHub Token"].describe() == "settings.py, line 2 (GitHub Token, in source code): GITHUB = '…2Mmp'"
+    assert scan_submission(tmp_path, other_secrets=False).__len__() == 1
+
+
+def test_scan_tree_for_secrets_reads_text_and_binary_files(tmp_path: Path) -> None:
+    canary = make_canary(77)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.log").write_text(f"start\nheaders: Authorization: Bearer {canary}\n")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00tEXt" + canary.encode() + b"\x00")
+    (tmp_path / "wide.txt").write_bytes(f"t={canary}".encode("utf-16-le"))
+    (tmp_path / "body.txt").write_text(f"only the body {canary[3:]}\n")
+    (tmp_path / "clean.txt").write_text("nothing\n")
+    store = tmp_path / "home" / ".cache" / "huggingface"
+    store.mkdir(parents=True)
+    (store / "token").write_text(canary)
+    outside = tmp_path.parent / "outside-secret.txt"
+    outside.write_text(canary)
+    (tmp_path / "link.txt").symlink_to(outside)
+    result = scan_tree_for_secrets(tmp_path, [canary, canary[3:]], skip=[store / "token"])
+    found = sorted((leak.where, leak.line) for leak in result)
+    assert found == [("body.txt", 1), ("image.png", None), ("logs/run.log", 2), ("wide.txt", None)], found
+    for leak in result:
+        assert canary not in leak.describe() and canary[3:] not in leak.describe()
+    assert result.files_scanned == 5
 
 
 def test_leak_describe_is_one_masked_line() -> None:
