@@ -118,3 +118,17 @@ def ollama_server(services: Any) -> Iterator[Any]:
         yield server
     finally:
         server.reset()
+
+
+@pytest.fixture
+def vllm_server(services: Any) -> Iterator[Any]:
+    """The tier's vLLM OpenAI-compatible server (the simulator in ``sim``), reset (catalogue pacing) around each test."""
+    server = services.services.get("vllm")
+    if server is None:
+        reason = services.unavailable.get("vllm", "the vllm service did not start")
+        pytest.skip(f"no vLLM server in this tier: {reason}")
+    server.reset()
+    try:
+        yield server
+    finally:
+        server.reset()

@@ -147,9 +147,9 @@ _ALL = [
     Mutant(
         "auth_notebook_output", "auth",
         "a notebook handed in with a saved output that prints the token",
-        add_files={"chat_inference_practice.ipynb": _notebook_with_token_in_output()},
+        add_files={"scratch_chat.ipynb": _notebook_with_token_in_output()},
         expect_lost=("test_no_token_in_files",),
-        expect_message={"test_no_token_in_files": ("chat_inference_practice.ipynb", "cell 2", "saved output",
+        expect_message={"test_no_token_in_files": ("scratch_chat.ipynb", "cell 2", "saved output",
                                                    "hf_…cdEf", "clear the outputs")},
     ),
     Mutant(

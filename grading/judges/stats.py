@@ -31,6 +31,8 @@ __all__ = [
     "spread_within",
     "client_overhead",
     "record_succeeded",
+    "field_of",
+    "is_number",
     "record_duration",
     "truth_of",
     "judge_provider_row",
@@ -86,6 +88,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return _is_number(value)
+
+
 def within(value: Any, truth: float, thresholds: Mapping[str, Any], *, overhead_s: float = 0.0) -> bool:
     """True when ``value`` is a finite number no farther from ``truth`` than :func:`tolerance`.
 
@@ -127,6 +134,11 @@ def _field(record: Any, name: str) -> Any:
     if isinstance(record, Mapping):
         return record.get(name)
     return getattr(record, name, None)
+
+
+def field_of(record: Any, name: str) -> Any:
+    """A field of a log record, whether a :class:`RequestRecord` or its ``to_dict()`` form (None if absent)."""
+    return _field(record, name)
 
 
 def record_succeeded(record: Any) -> bool:
@@ -241,17 +253,19 @@ def _stat_problems(row: Mapping[str, Any], label: str, truth: dict[str, Any],
     def truth_text(key: str) -> str:
         if key == "latency_stdev_s":
             limit = tolerance(stats["stdev_pop"], thresholds) + over / 2
-            return (f"{fmt_s(stats['stdev_pop'])} population / {fmt_s(stats['stdev_sample'])} sample, "
+            return (f"{fmt_s(stats['stdev_pop'])} population or {fmt_s(stats['stdev_sample'])} sample, "
                     f"±{limit * 1000:.0f} ms")
         value = stats[STAT_KEYS[key]]
         tol = tolerance(value, thresholds)
         if over:
-            return f"{fmt_s(value)}, accepted {fmt_s(value - tol)} to {fmt_s(value + tol + over)}"
+            return f"{fmt_s(value)}, accepted {value - tol:.3f}–{value + tol + over:.3f} s"
         return f"{fmt_s(value)} ±{tol * 1000:.0f} ms"
 
-    found = "; ".join(f"{key} is {fmt_s(row[key])} (the log: {truth_text(key)})" for key in wrong)
+    found = "; ".join(f"{key} {fmt_s(row[key])} (log: {truth_text(key)})" for key in wrong)
     true_spread = stats["stdev_pop"]
-    if abs(stdev) < 1e-9 and not spread_within(0.0, true_spread, thresholds):
+    true_range = stats["max"] - stats["min"]
+    if abs(stdev) < 1e-9 and (not spread_within(0.0, true_spread, thresholds)
+                              or true_range > tolerance(stats["max"], thresholds) + over):
         hint = (f"latencies look constant, but the requests really took {fmt_s(stats['min'])} to "
                 f"{fmt_s(stats['max'])}: time every request on its own (time.perf_counter() right before and "
                 "right after the call) and compute the statistics from those measurements")
@@ -276,8 +290,7 @@ def _stat_problems(row: Mapping[str, Any], label: str, truth: dict[str, Any],
     else:
         hint = ("statistics over the successful runs only: p50 and p95 by linear interpolation "
                 "(numpy.percentile), the mean, the standard deviation (numpy.std or statistics.stdev)")
-    where = f"{n} successful request{'s' if n != 1 else ''}"
-    return [f"{label}: {found} — from the provider's log of your {where}; {hint}"]
+    return [f"{label}, {n} successful run{'s' if n != 1 else ''}: {found}; {hint}"]
 
 
 def judge_provider_row(row: Any, logged_records: Sequence[Any], thresholds: Mapping[str, Any], *,

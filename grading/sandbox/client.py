@@ -235,7 +235,11 @@ class Sandbox:
 
         ``env`` sets (or, with None, unsets) environment variables for this call only.
         """
-        label = f"inference_lab.{target}"
+        return self.op("call", {"target": target, "args": list(args), "kwargs": kwargs, "env": env or {},
+                                "in_event_loop": in_event_loop}, label=f"inference_lab.{target}", timeout_s=timeout_s)
+
+    def op(self, op: str, payload: dict[str, Any], *, label: str, timeout_s: float | None = None) -> Any:
+        """Send one request of kind ``op`` (``call``, ``notebook``) to the worker; its value or an error."""
         remaining = self.limits.submission_timeout_s - self.used_s
         if remaining <= 0:
             raise errors.SubmissionBudgetExceeded(
@@ -245,8 +249,7 @@ class Sandbox:
         assert self.reader is not None and self.drain is not None and self.proc is not None
         timeout = min(timeout_s or self.limits.call_timeout_s, remaining)
         self._next_id += 1
-        request = {"id": self._next_id, "op": "call", "target": target, "args": list(args),
-                   "kwargs": kwargs, "env": env or {}, "in_event_loop": in_event_loop}
+        request = {**payload, "id": self._next_id, "op": op}
         output_before, _ = self.drain.snapshot()
         started = time.monotonic()
         try:

@@ -134,6 +134,15 @@ class Worker:
                                            "not_implemented": False}}
         return {"ok": True, "value": value}
 
+    def handle_notebook(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Execute notebooks of the submission headless (grading/sandbox/notebooks.py)."""
+        try:
+            from grading.sandbox import notebooks
+
+            return {"ok": True, "value": notebooks.run_request(self.root, request)}
+        except BaseException as exc:  # noqa: BLE001 - reported, never fatal to the worker
+            return {"ok": False, "error": _error(exc, self.root, stage="notebook")}
+
     def serve(self) -> None:
         self.reply({"op": "ready", "pid": os.getpid(), "python": sys.version.split()[0]})
         while True:
@@ -144,6 +153,8 @@ class Worker:
             op = request.get("op")
             if op == "call":
                 answer = self.handle_call(request)
+            elif op == "notebook":
+                answer = self.handle_notebook(request)
             elif op == "ping":
                 answer = {"ok": True, "value": "pong"}
             elif op == "exit":
@@ -171,6 +182,10 @@ def main(argv: list[str] | None = None) -> None:
     root = args.root.resolve()
     os.chdir(root)
     sys.path.insert(0, str(root))
+    # Stand-in modules the grader's tier provides (sim: a `vllm` that records what it is asked), after the
+    # submission itself; set by the services (grading/sims/openai_server), never by the submission.
+    for extra in filter(None, os.environ.get("INFERGRADE_EXTRA_SYSPATH", "").split(os.pathsep)):
+        sys.path.insert(1, extra)
     redirects = os.environ.get("INFERGRADE_REDIRECTS")
     if redirects and json.loads(redirects):
         from grading.sandbox import redirect
