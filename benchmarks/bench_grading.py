@@ -40,6 +40,9 @@ def worker_startup(repeat: int) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default=None,
+                        help="time grading only these checkpoints, e.g. the five Hugging Face ones: "
+                             "auth,hf_chat,hf_image,provider_strategies,failover")
     args = parser.parse_args()
     startup = worker_startup(args.repeat)
     print(f"worker ready + first call: median {statistics.median(startup):.3f} s, "
@@ -48,9 +51,11 @@ def main() -> int:
     for _ in range(max(1, args.repeat // 2)):
         with tempfile.TemporaryDirectory() as tmp:
             started = time.monotonic()
-            report = run_checkpoints(REPO_ROOT / "reference", out_json=Path(tmp) / "r.json", seed=1)
+            report = run_checkpoints(REPO_ROOT / "reference", out_json=Path(tmp) / "r.json", seed=1,
+                                     only=args.only)
             walls.append(time.monotonic() - started)
-    print(f"grading reference/: median {statistics.median(walls):.2f} s over {len(walls)} runs "
+    what = f" --only {args.only}" if args.only else ""
+    print(f"grading reference/{what}: median {statistics.median(walls):.2f} s over {len(walls)} runs "
           f"(score {report['score']}/{report['max_score']})")
     return 0
 
