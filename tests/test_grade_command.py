@@ -18,6 +18,8 @@ from grading.rubric import load_rubric
 ASSESSED = [c for c in load_rubric().checkpoints if c.tests]
 ASSESSED_POINTS = sum(c.points for c in ASSESSED)
 ONLY_ASSESSED = ",".join(c.id for c in ASSESSED)
+# checkpoints that judge notebooks and REPORT.md rather than calling inference_lab functions directly
+READ_AS_DATA = ("notebooks", "analysis")
 
 
 def grade_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
@@ -67,6 +69,11 @@ def test_template_scores_zero_with_not_implemented_messages(tmp_path: Path) -> N
     for checkpoint in report["checkpoints"]:
         for test in checkpoint["tests"]:
             assert test["score"] == 0
+            if test["max_score"] == 0:             # an item worth nothing here (e.g. local tier only)
+                continue
+            if checkpoint["id"] in READ_AS_DATA:   # their own messages: tests/test_checkpoint_<id>.py
+                assert test["message"], test
+                continue
             assert "not implemented: inference_lab." in test["message"], test
 
 

@@ -40,11 +40,14 @@ def register(subparsers: Any) -> None:
 
 def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed: int | None = None,
                     only: str | None = None, isolation: str = "auto", official: bool = False,
-                    quiet: bool = True, log_path: Path | None = None) -> dict[str, Any]:
+                    quiet: bool = True, log_path: Path | None = None,
+                    timeout_s: float | None = None) -> dict[str, Any]:
     """Run ``pytest checkpoints`` on a submission in a child process and return its scored report.
 
     The child is the grader (trusted); student code runs in workers it starts. Running pytest in a
-    child keeps a crash of anything inside it from taking the caller (a batch) down.
+    child keeps a crash of anything inside it from taking the caller (a batch) down. With
+    ``timeout_s``, a run that takes longer is killed with everything it started and raises
+    ``RuntimeError`` (a batch or Gradescope then records the reason instead of hanging).
     """
     # --noconftest with the plugins named by -p: no conftest.py is loaded at all, so none in the
     # submission can be (pytest would otherwise take an option's value that is a path as a folder to
@@ -60,13 +63,45 @@ def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed
         command.append("--official")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     output = None if not quiet else subprocess.PIPE
-    proc = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    if timeout_s is None:
+        proc = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    else:
+        proc = _run_with_deadline(command, env, output, timeout_s)
     if log_path is not None and proc.stdout:
         log_path.write_text(proc.stdout)
     if not out_json.exists():
         tail = (proc.stdout or "")[-3000:]
         raise RuntimeError(f"the checkpoint run produced no report (pytest exit code {proc.returncode})\n{tail}")
     return json.loads(out_json.read_text())
+
+
+def _run_with_deadline(command: list[str], env: dict[str, str], output: Any,
+                       timeout_s: float) -> subprocess.CompletedProcess:
+    """``subprocess.run`` with a deadline that also kills the child's descendants (workers, kernels)."""
+    import psutil
+
+    with subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                          text=True) as child:
+        try:
+            stdout, _ = child.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                root = psutil.Process(child.pid)
+                family = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                family = []
+            for proc in family:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            try:
+                child.communicate(timeout=10)
+            except subprocess.TimeoutExpired:  # a descendant that escaped still holds the pipe
+                pass
+            raise RuntimeError(f"grading took longer than {timeout_s:g} s and was stopped; the submission "
+                               "probably hangs (an endless loop or a call that never returns)") from None
+    return subprocess.CompletedProcess(command, child.returncode, stdout)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,0 +1,125 @@
+"""Batch throughput: N copies of the reference, full grading on the sim tier, default --jobs.
+
+Prints submissions/minute, peak memory per worker (RSS of one submission's grading processes: its
+pytest child, simulators, sandbox workers, notebook kernels, summed while they run) and the overhead
+of isolation (--isolation auto, i.e. bubblewrap + cgroups where available, vs --isolation process)
+on a subset.
+
+    python benchmarks/bench_batch.py                 # 50 copies, subset of 4 for isolation
+    python benchmarks/bench_batch.py --n 10 --only auth,hardware --subset 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_source(folder: Path, n: int) -> Path:
+    src = folder / "src"
+    for i in range(n):
+        shutil.copytree(REPO_ROOT / "reference", src / f"copy_{i:03d}_{10000 + i}",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+class RssSampler(threading.Thread):
+    """Every 0.5 s: the RSS of each grading child's process tree (one tree per submission in flight)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.stop_flag = pid, threading.Event()
+        self.peak_worker_mb = 0.0
+        self.peak_total_mb = 0.0
+        self.peak_cpu = 0.0
+
+    def run(self) -> None:
+        psutil.cpu_percent(None)
+        while not self.stop_flag.wait(0.5):
+            try:
+                batch = psutil.Process(self.pid)
+                total = batch.memory_info().rss
+                for child in batch.children():
+                    tree = [child, *child.children(recursive=True)]
+                    rss = 0
+                    for proc in tree:
+                        try:
+                            rss += proc.memory_info().rss
+                        except psutil.Error:
+                            pass
+                    total += rss
+                    self.peak_worker_mb = max(self.peak_worker_mb, rss / 2**20)
+                self.peak_total_mb = max(self.peak_total_mb, total / 2**20)
+                self.peak_cpu = max(self.peak_cpu, psutil.cpu_percent(None))
+            except psutil.Error:
+                return
+
+
+def run_batch(src: Path, out: Path, extra: list[str]) -> tuple[float, RssSampler, str]:
+    command = [sys.executable, "-m", "grading", "batch", str(src), "--out", str(out), "-q", "--seed", "1", *extra]
+    started = time.monotonic()
+    proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    output, _ = proc.communicate()
+    sampler.stop_flag.set()
+    elapsed = time.monotonic() - started
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"batch failed (exit {proc.returncode}):\n{output[-3000:]}")
+    return elapsed, sampler, output
+
+
+def scores(out: Path) -> list[str]:
+    import csv
+
+    with open(out / "grades.csv", newline="") as handle:
+        return [row["score"] for row in csv.DictReader(handle)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--subset", type=int, default=4, help="copies graded twice for the isolation overhead")
+    parser.add_argument("--only", default=None)
+    parser.add_argument("--jobs", type=int, default=None, help="default: the batch's own default")
+    args = parser.parse_args()
+    extra = (["--only", args.only] if args.only else []) + (["--jobs", str(args.jobs)] if args.jobs else [])
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, load {load:.2f}")
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        tmp_path = Path(tmp)
+        src = make_source(tmp_path, args.n)
+        elapsed, sampler, output = run_batch(src, tmp_path / "out", extra)
+        jobs = re.search(r"(\d+) at a time", output)
+        got = scores(tmp_path / "out")
+        print(f"batch of {args.n} reference copies (sim tier{', only ' + args.only if args.only else ''}): "
+              f"{elapsed:.1f} s with --jobs {jobs[1] if jobs else '?'} -> {60 * args.n / elapsed:.1f} submissions/minute")
+        print(f"  scores: {sorted(set(got))} (all {len(got)} equal: {len(set(got)) == 1})")
+        print(f"  peak RSS of one submission's grading processes: {sampler.peak_worker_mb:.0f} MiB; "
+              f"whole batch: {sampler.peak_total_mb:.0f} MiB; peak CPU {sampler.peak_cpu:.0f} %")
+        if args.subset:
+            sub = make_source(tmp_path / "subset", args.subset)
+            times = {}
+            for mode in ("process", "auto"):
+                t, _, _ = run_batch(sub, tmp_path / f"out-{mode}", extra + ["--isolation", mode])
+                times[mode] = t
+            overhead = 100 * (times["auto"] - times["process"]) / times["process"]
+            print(f"isolation on {args.subset} copies: process {times['process']:.1f} s, auto (bwrap+cgroups "
+                  f"where available) {times['auto']:.1f} s -> overhead {overhead:+.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
