@@ -13,8 +13,9 @@ grade it, and check that it loses points on ``expect_lost`` with messages contai
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 
@@ -38,6 +39,14 @@ class Mutant:
     expect_lost: tuple[str, ...] = ()                  # checkpoint tests that must lose points
     # for each test in expect_lost: the substrings its failure message must contain
     expect_message: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the simulator seed it is graded with; None: a fresh random one each run (the mistake must show
+    # whatever the seed, as in official grading)
+    seed: int | None = 1
+    # whether every test outside expect_lost must keep its points; False where one mistake may also
+    # (legitimately, and depending on the seed) cost neighbouring items
+    others_must_pass: bool = True
+    # a reason this mistake cannot be told from the truth on this machine (then the test skips), or None
+    undetectable_here: Callable[[], str | None] | None = None
 
     def __post_init__(self) -> None:
         assert self.edits or self.add_files, f"{self.name}: a mutant must change something"
@@ -103,6 +112,15 @@ def _notebook_with_token_in_output() -> str:
             outputs=[nbformat.v4.new_output("stream", name="stdout", text="hf_…cdEf\n")]),
     ]
     return nbformat.writes(nb)
+
+
+def _ram_is_about(mib: int) -> str | None:
+    from grading.hardware import detect_hardware
+
+    total = detect_hardware()["ram_total_mb"]
+    if abs(total - mib) <= 0.02 * total:
+        return f"this machine has {total:.0f} MiB: a fixed {mib} cannot be told from the truth here"
+    return None
 
 
 AUTH = "inference_lab/auth.py"
@@ -196,6 +214,7 @@ _ALL = [
                 '"ram_total_mb": 16384,  # mistake: a made-up constant, not this machine')],
         expect_lost=("test_detect_matches_machine",),
         expect_message={"test_detect_matches_machine": ("ram_total_mb",)},
+        undetectable_here=lambda: _ram_is_about(16384),
     ),
     Mutant(
         "hardware_fits_inverted", "hardware",
@@ -227,6 +246,8 @@ def _more_mutants() -> list[Mutant]:
     return found
 
 
+# A wrong memory estimate also makes fits() and the other estimate cases wrong.
+_ALL = [replace(m, others_must_pass=False) if m.checkpoint == "hardware" else m for m in _ALL]
 _ALL += _more_mutants()
 MUTANTS: dict[str, Mutant] = {m.name: m for m in _ALL}
 assert len(MUTANTS) == len(_ALL), "two mutants share a name"

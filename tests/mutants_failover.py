@@ -7,6 +7,8 @@ here: it is inside [d/2, d], so the contract accepts it.)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mutants import Mutant
 
 FAILOVER = "inference_lab/failover.py"
@@ -81,3 +83,7 @@ MUTANTS: list[Mutant] = [
         expect_message={"test_timeout_per_attempt": ("timeout=0.3 is the limit of each attempt",)},
     ),
 ]
+
+
+# One policy mistake can break several scripted scenarios (e.g. no failover also fails "all fail").
+MUTANTS = [replace(m, others_must_pass=False) for m in MUTANTS]

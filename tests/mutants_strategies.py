@@ -7,6 +7,8 @@ failures counted as successes, a wrong percentile, the wrong clock, "auto" renam
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mutants import Mutant
 
 STRATEGIES = "inference_lab/strategies.py"
@@ -113,3 +115,7 @@ MUTANTS: list[Mutant] = [
         expect_message={"test_auto_measured_as_auto": ("provider='novita'", 'keep "auto" as it was asked for')},
     ),
 ]
+
+# Graded with a fresh random seed each run: these mistakes must show whatever the providers drew (and
+# may, depending on the draw, cost neighbouring items too).
+MUTANTS = [replace(m, seed=None, others_must_pass=False) for m in MUTANTS]

@@ -28,14 +28,14 @@ MUTANTS = [
         "vllm_no_served_model_name", "vllm",
         "serve_command() drops --served-model-name, so the server answers only to the model path",
         edits=[(CLIENT, _SERVED, "    # mistake: served_model_name ignored\n")],
-        expect_lost=("test_serve_command",),
+        expect_lost=("test_serve_command", "test_serve_command_really_starts"),
         expect_message={"test_serve_command": ("served_model_name", "--served-model-name")},
     ),
     Mutant(
         "vllm_port_ignored", "vllm",
         "serve_command() always serves on 8000, whatever port was asked for",
         edits=[(CLIENT, '"--port", str(port)]', '"--port", "8000"]  # mistake: the port asked for is ignored')],
-        expect_lost=("test_serve_command",),
+        expect_lost=("test_serve_command", "test_serve_command_really_starts"),
         expect_message={"test_serve_command": ("port=8000", "8123", "--port")},
     ),
     Mutant(

@@ -26,7 +26,7 @@ from grading.canary import make_canary
 from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
 from grading.leaks import HF_RULE, TOKEN_RE, Leak, mask_secret, redact, scan_submission, scan_tree_for_secrets
-from mutants import FAKE, MUTANTS, assert_mutant_differs, build, for_checkpoint
+from mutants import FAKE, MUTANTS, build
 
 AUTH_POINTS = 10.0
 TESTS_DIR = Path(__file__).resolve().parent
@@ -42,7 +42,6 @@ NO_TOKEN_IN_FILES_POINTS = 2.0
 HAS_GIT = shutil.which("git") is not None
 needs_git = pytest.mark.skipif(not HAS_GIT, reason="git is not installed")
 
-AUTH_MUTANTS = for_checkpoint("auth")
 
 _REPORTS: dict[Path, dict[str, Any]] = {}
 
@@ -113,29 +112,8 @@ def test_alternative_solution_scores_full_marks(tmp_path: Path) -> None:
     assert checkpoint["score"] == AUTH_POINTS
 
 
-def test_auth_mutants_build_and_differ_from_the_reference(tmp_path: Path) -> None:
-    """Every edit applies exactly once (else build raises), and every mutant really changes something."""
-    assert AUTH_MUTANTS
-    for variant in AUTH_MUTANTS:
-        assert_mutant_differs(MUTANTS[variant], build(MUTANTS[variant], tmp_path / variant))
 
 
-@pytest.mark.parametrize("variant", AUTH_MUTANTS)
-def test_broken_variant_loses_points_on_the_right_test(variant: str, tmp_path: Path) -> None:
-    mutant = MUTANTS[variant]
-    assert set(mutant.expect_message) == set(mutant.expect_lost), variant
-    expected = mutant.expect_message
-    report = grade(build(mutant, tmp_path / variant), tmp_path)
-    tests = results_by_name(report)
-    for name, words in expected.items():
-        test = tests[name]
-        assert test["outcome"] == "failed" and test["score"] == 0, (variant, test)
-        for word in words:
-            assert word in test["message"], (variant, name, word, test["message"])
-    for name in set(AUTH_TESTS) - set(expected):
-        assert tests[name]["outcome"] == "passed", (variant, tests[name])
-    assert auth_checkpoint(report)["score"] < AUTH_POINTS
-    assert_no_full_token(report, FAKE, make_canary(1))
 
 
 @needs_git

@@ -17,14 +17,12 @@ import pytest
 
 from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
-from mutants import MUTANTS, assert_mutant_differs, build, for_checkpoint
 
 FAILOVER_POINTS = 15.0
 FAILOVER_TESTS = ("test_failover_to_next_provider", "test_retry_after_honoured", "test_long_retry_after_moves_on",
                   "test_timeout_per_attempt", "test_unauthorized_not_retried", "test_client_errors_move_on",
                   "test_all_fail_raises", "test_exponential_backoff_with_jitter", "test_min_interval_respected",
                   "test_token_in_authorization_header")
-FAILOVER_MUTANTS = for_checkpoint("failover")
 # the checkpoint's own budget: DESIGN asks for < 6 s on 2 cores; a loaded CI box gets some slack
 CHECKPOINT_BUDGET_S = 12.0
 
@@ -76,23 +74,8 @@ def test_checkpoint_is_fast(tmp_path_factory):
     assert took < CHECKPOINT_BUDGET_S, f"grading the failover checkpoint took {took:.1f} s"
 
 
-def test_failover_mutants_build_and_differ_from_the_reference(tmp_path):
-    assert FAILOVER_MUTANTS
-    for variant in FAILOVER_MUTANTS:
-        assert_mutant_differs(MUTANTS[variant], build(MUTANTS[variant], tmp_path / variant))
 
 
-@pytest.mark.parametrize("variant", FAILOVER_MUTANTS)
-def test_broken_variant_loses_points(variant, tmp_path_factory):
-    mutant = MUTANTS[variant]
-    checkpoint = grade(build(mutant, tmp_path_factory.mktemp("mutant") / variant), tmp_path_factory)
-    assert checkpoint["score"] < FAILOVER_POINTS, f"{variant} scored full marks"
-    for failing_test in mutant.expect_lost:
-        failed = [t for t in checkpoint["tests"] if t["outcome"] == "failed" and t["name"] == failing_test]
-        assert failed, f"{variant}: expected {failing_test} to fail; got:\n{failures(checkpoint)}"
-        for words in mutant.expect_message.get(failing_test, ()):
-            assert words in failed[0]["message"], f"{variant}: {words!r} not in:\n{failed[0]['message']}"
-    assert "grader error" not in failures(checkpoint), failures(checkpoint)
 
 
 def test_template_scores_zero(tmp_path_factory):

@@ -23,7 +23,6 @@ from grading.canary import make_canary
 from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
 from grading.services import ServiceNotAvailable, load_factory
-from mutants import MUTANTS, assert_mutant_differs, build, for_checkpoint
 
 TESTS_DIR = Path(__file__).resolve().parent
 ALT = TESTS_DIR / "alt_solutions"
@@ -33,7 +32,6 @@ HF_TESTS = {
                 "test_stream_chat_ttft", "test_stream_chat_text_and_chunks"},
     "hf_image": {"test_image_saved_as_png", "test_image_size_and_pixels", "test_image_provider_and_latency"},
 }
-HF_MUTANTS = for_checkpoint("hf_chat") + for_checkpoint("hf_image")
 SEED = 3
 
 
@@ -111,25 +109,5 @@ def test_template_scores_zero(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 # -- broken variants -------------------------------------------------------------------------------
-def test_hf_mutants_build_and_differ(tmp_path: Path) -> None:
-    assert len(HF_MUTANTS) >= 6
-    for variant in HF_MUTANTS:
-        assert_mutant_differs(MUTANTS[variant], build(MUTANTS[variant], tmp_path / variant))
 
 
-@pytest.mark.parametrize("variant", HF_MUTANTS)
-def test_broken_variant_loses_points_on_the_right_test(variant: str, tmp_path: Path,
-                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
-    mutant = MUTANTS[variant]
-    assert set(mutant.expect_message) == set(mutant.expect_lost), variant
-    report = grade(build(mutant, tmp_path / variant), mutant.checkpoint, tmp_path_factory)
-    tests = results_of(report, mutant.checkpoint)
-    for name, words in mutant.expect_message.items():
-        test = tests[name]
-        assert test["outcome"] == "failed" and test["score"] == 0, (variant, test)
-        for word in words:
-            assert word in test["message"], (variant, name, word, test["message"])
-    for name in HF_TESTS[mutant.checkpoint] - set(mutant.expect_lost):
-        assert tests[name]["outcome"] == "passed", (variant, tests[name])
-    assert checkpoint(report, mutant.checkpoint)["score"] < POINTS[mutant.checkpoint]
-    assert_no_full_token(report)
