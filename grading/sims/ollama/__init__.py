@@ -32,15 +32,17 @@ def create(*, tier: str, seed: int, host: str = "127.0.0.1", port: int = 0, log:
         raise ServiceNotAvailable("the live tier uses the Ollama running on this machine (port 11434)")
     if tier == "local":
         try:
-            from grading.engines.llamacpp import EngineUnavailable, LlamaCppEngine, local_library
+            from grading.engines.llamacpp import MODEL_NAME, PULL_NAME, EngineUnavailable, LlamaCppEngine, local_library
         except ImportError as exc:
-            raise ServiceNotAvailable("the local tier's llama.cpp engine is not part of this version yet "
-                                      "(grading/engines/llamacpp.py); the sim tier grades") from exc
+            raise ServiceNotAvailable(f"the local tier's llama.cpp engine cannot be imported ({exc}); "
+                                      "the sim tier grades") from exc
         try:
             engine = LlamaCppEngine(seed=seed)
         except EngineUnavailable as exc:
             raise ServiceNotAvailable(f"the local tier's llama.cpp engine is not available here: {exc}") from exc
         library, present = local_library()
+        kwargs.setdefault("chat_model", MODEL_NAME)
+        kwargs.setdefault("pull_model", PULL_NAME)     # another tag of the same GGUF, absent until pulled
         return OllamaServer(seed=seed, tier=tier, engine=engine, host=host, port=port, log=log,
                             unix_path=unix_path, library=library, present=present, **kwargs)
     if tier != "sim":

@@ -35,14 +35,22 @@ def create(*, tier: str, seed: int, host: str = "127.0.0.1", port: int = 0, log:
            unix_path: str | None = None, **kwargs: Any) -> "VLLMServer":
     """The ``vllm`` service for ``tier`` (not started); ServiceNotAvailable where it cannot run.
 
-    ``sim``: the simulator. ``local`` (real vLLM-CPU started from the student's serve_command) is not
-    part of this version yet; ``live`` uses the student's own vLLM on port 8000.
+    ``sim``: the simulator. ``local``: real vLLM-CPU behind a logging proxy (grading/engines/vllm_local.py;
+    ServiceNotAvailable with the reason when vllm-cpu is not installed); ``live`` uses the student's own
+    vLLM on port 8000.
     """
     if tier == "live":
         raise ServiceNotAvailable("the live tier uses the vLLM server running on this machine (port 8000)")
     if tier == "local":
-        raise ServiceNotAvailable("the local tier's real vLLM-CPU engine is not part of this version yet; "
-                                  "the sim tier grades")
+        from ...engines import vllm_cpu
+
+        why = vllm_cpu.unavailable()
+        if why is not None:
+            raise ServiceNotAvailable(f"tier local needs the real vLLM-CPU engine: {why}")
+        from ...engines.vllm_local import VLLMLocalService
+
+        return VLLMLocalService(seed=seed, host=host, port=port, log=log, unix_path=unix_path,  # type: ignore
+                                **kwargs)
     if tier != "sim":
         raise ServiceNotAvailable(f"no vllm service for tier {tier!r}")
     from .server import VLLMServer

@@ -27,7 +27,8 @@ from aiohttp import web
 from ..base import sim_of
 from ..log import record_of
 from ..text import count_prompt_tokens, message_text
-from .protocol import ApiError, check_context, check_sampling, coerce, model_not_found, read_body, schema_error
+from .protocol import (check_context, check_sampling, coerce, json_answer, model_not_found, read_body, schema_error,
+                       vllm_error)
 from .replies import chat_reply, completion_prompt_tokens, completion_reply
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ def _common(data: dict[str, Any]) -> dict[str, Any]:
     }
     so = out["stream_options"]
     if so and not out["stream"]:
-        raise ApiError(400, "1 validation error for request: Value error, Stream options can only be defined when "
-                       "`stream=True`. (parameter=stream_options)", "Bad Request", "stream_options")
+        raise vllm_error("Stream options can only be defined when `stream=True`.", parameter="stream_options")
     out["include_usage"] = bool(out["stream"] and so is not None and so.get("include_usage", True))
     out["continuous_usage"] = bool(out["include_usage"] and so and so.get("continuous_usage_stats"))
     out["n"] = 1 if out["n"] is None else out["n"]
@@ -76,7 +76,7 @@ def _resolve_model(server: "VLLMServer", name: str | None) -> str:
     if name is None:
         return names[0]
     if name not in names:
-        raise model_not_found(name)
+        raise model_not_found(name, names)
     return name
 
 
@@ -84,7 +84,7 @@ def _usage(prompt: int, completion: int, *, details: bool = True) -> dict[str, A
     usage: dict[str, Any] = {"prompt_tokens": prompt, "total_tokens": prompt + completion,
                              "completion_tokens": completion}
     if details:
-        usage["prompt_tokens_details"] = None
+        usage.update(prompt_tokens_details=None, completion_tokens_details=None)
     return usage
 
 
@@ -101,8 +101,8 @@ async def handle_chat(request: web.Request) -> web.StreamResponse:
     model = _resolve_model(server, opts["model"])
     plain = [{"role": m.get("role"), "content": message_text(m.get("content"))} for m in messages]
     n_prompt = count_prompt_tokens(plain)
-    max_tokens = check_context(n_prompt, opts["max_tokens"], server.model.max_model_len)
     check_sampling(opts["temperature"], opts["top_p"], opts["max_tokens"], opts["n"])
+    max_tokens = check_context(n_prompt, opts["max_tokens"], server.model.max_model_len)
     choices = []
     for i in range(opts["n"]):
         reply = chat_reply(server.seed, model, plain, max_tokens, i)
@@ -115,8 +115,8 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
     server: VLLMServer = sim_of(request)
     data = await read_body(request)
     raw = data.get("prompt")
-    if "prompt" not in data or raw is None:
-        raise schema_error("missing", ("body", "prompt"), data)
+    if "prompt" not in data or raw is None or raw == "" or raw == []:
+        raise vllm_error("Either prompt or prompt_embeds must be provided and non-empty.", parameter="prompt")
     if isinstance(raw, str):
         prompts = [raw]
     elif isinstance(raw, list) and raw and all(isinstance(p, str) for p in raw):
@@ -126,12 +126,10 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
     opts = _common(data)
     model = _resolve_model(server, opts["model"])
     counts = [completion_prompt_tokens(p) for p in prompts]
-    for c in counts:
-        check_context(c, opts["max_tokens"], server.model.max_model_len)
     check_sampling(opts["temperature"], opts["top_p"], opts["max_tokens"], opts["n"])
+    limits = [check_context(c, opts["max_tokens"], server.model.max_model_len) for c in counts]
     choices = []
-    for p_idx, (prompt, count) in enumerate(zip(prompts, counts)):
-        limit = opts["max_tokens"] if opts["max_tokens"] is not None else server.model.max_model_len - count
+    for prompt, count, limit in zip(prompts, counts, limits):
         for j in range(opts["n"]):
             reply = completion_reply(server.seed, model, prompt, limit, j)
             choices.append(_Choice(len(choices), reply.tokens, reply.finish_reason, count))
@@ -158,6 +156,8 @@ async def _run(request: web.Request, server: "VLLMServer", model: str, opts: dic
     done = [0] * len(choices)
     resp: web.StreamResponse | None = None
     steps = max((len(c.tokens) for c in choices), default=0)
+    final_idx = max((c.index for c in choices if len(c.tokens) == steps), default=-1)
+    fingerprint = fingerprint_of(server)
     async with server.engine.admit(t0) as seq:
         per_chunk = server.model.tokens_per_chunk
         for step in range(steps):
@@ -171,7 +171,7 @@ async def _run(request: web.Request, server: "VLLMServer", model: str, opts: dic
                     for c in choices:
                         await resp.write(_sse({**base, "choices": [
                             {"index": c.index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                             "finish_reason": None}]}))
+                             "finish_reason": None}], "prompt_token_ids": None, "prompt_text": None}))
             for c in choices:
                 if step >= len(c.tokens):
                     continue
@@ -185,15 +185,18 @@ async def _run(request: web.Request, server: "VLLMServer", model: str, opts: dic
                 if chat:
                     choice: dict[str, Any] = {"index": c.index, "delta": {"content": piece}, "logprobs": None,
                                               "finish_reason": c.finish_reason if last else None}
+                    if last:
+                        choice["stop_reason"] = None
+                    choice["token_ids"] = None
                 else:
                     choice = {"index": c.index, "text": piece, "logprobs": None,
                               "finish_reason": c.finish_reason if last else None, "stop_reason": None,
                               "prompt_token_ids": None, "token_ids": None}
-                if chat and last:
-                    choice["stop_reason"] = None
                 chunk: dict[str, Any] = {**base, "choices": [choice]}
                 if opts["continuous_usage"]:
                     chunk["usage"] = _usage(c.prompt_tokens, done[c.index], details=False)
+                if last and c.index == final_idx and not opts["include_usage"]:
+                    chunk["system_fingerprint"] = fingerprint   # vLLM's last chunk before [DONE] carries it
                 assert resp is not None
                 await resp.write(_sse(chunk))
                 if rec is not None:
@@ -213,18 +216,18 @@ async def _run(request: web.Request, server: "VLLMServer", model: str, opts: dic
                                 finish_reason=choices[0].finish_reason if choices else "stop",
                                 t_start=t0, content_times=token_times, t_end=time.monotonic())
     if not stream:
-        body = {**base, "choices": [_full_choice(c, chat) for c in choices]}
+        body = {**base, "choices": [_full_choice(c, chat) for c in choices], "service_tier": None,
+                "system_fingerprint": fingerprint, "usage": _usage(n_prompt, completion)}
         if chat:
-            body.update(service_tier=None, system_fingerprint=None)
-        body["usage"] = _usage(n_prompt, completion)
-        body.update({"prompt_logprobs": None, "prompt_token_ids": None, "kv_transfer_params": None} if chat
-                    else {"system_fingerprint": None, "kv_transfer_params": None})
+            body.update(prompt_logprobs=None, prompt_token_ids=None, prompt_text=None)
+        body.update(kv_transfer_params=None, ec_transfer_params=None, metrics=None)
         if rec is not None:
             rec.mark_first_content()
-        return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        return json_answer(body)
     assert resp is not None
     if opts["include_usage"]:
-        await resp.write(_sse({**base, "choices": [], "usage": _usage(n_prompt, completion, details=False)}))
+        await resp.write(_sse({**base, "choices": [], "usage": _usage(n_prompt, completion, details=False),
+                               "system_fingerprint": fingerprint}))
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp
@@ -234,8 +237,13 @@ def _full_choice(c: _Choice, chat: bool) -> dict[str, Any]:
     text = "".join(c.tokens)
     if chat:
         message = {"role": "assistant", "content": text, "refusal": None, "annotations": None, "audio": None,
-                   "function_call": None, "tool_calls": [], "reasoning_content": None}
+                   "function_call": None, "reasoning": None}
         return {"index": c.index, "message": message, "logprobs": None, "finish_reason": c.finish_reason,
-                "stop_reason": None, "token_ids": None}
+                "stop_reason": None, "token_ids": None, "routed_experts": None}
     return {"index": c.index, "text": text, "logprobs": None, "finish_reason": c.finish_reason, "stop_reason": None,
-            "prompt_logprobs": None, "prompt_token_ids": None, "token_ids": None}
+            "token_ids": None, "prompt_logprobs": None, "prompt_token_ids": None, "routed_experts": None}
+
+
+def fingerprint_of(server: Any) -> str:
+    """``system_fingerprint``: ``vllm-<version>-<8 hex>`` (a hash of the engine's configuration in vLLM)."""
+    return f"vllm-{server.version}-{(int(server.seed) * 2654435761) & 0xFFFFFFFF:08x}"

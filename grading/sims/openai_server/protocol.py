@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["ApiError", "error_response", "schema_error", "vllm_error", "read_body", "coerce", "not_found",
+__all__ = ["ApiError", "JSON_TYPE", "json_answer", "error_response", "schema_error", "vllm_error", "read_body", "coerce", "not_found",
            "model_not_found", "method_not_allowed", "check_sampling", "check_context"]
 
 
@@ -36,21 +36,32 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.status}}
 
 
+JSON_TYPE = "application/json"          # vLLM (FastAPI's JSONResponse) sends no charset parameter
+
+
+def json_answer(obj: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON body the way vLLM sends it: compact, UTF-8, ``Content-Type: application/json``."""
+    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    return web.Response(body=body, status=status, headers={"Content-Type": JSON_TYPE, **(headers or {})})
+
+
 def error_response(exc: ApiError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status)
+    return json_answer(exc.body(), status=exc.status)
 
 
 def not_found() -> web.Response:
-    return web.json_response({"detail": "Not Found"}, status=404)
+    return json_answer({"detail": "Not Found"}, status=404)
 
 
 def method_not_allowed(allowed: list[str]) -> web.Response:
-    return web.json_response({"detail": "Method Not Allowed"}, status=405, headers={"Allow": ", ".join(allowed)})
+    return json_answer({"detail": "Method Not Allowed"}, status=405, headers={"Allow": ", ".join(allowed)})
 
 
-def model_not_found(name: str) -> ApiError:
-    """vLLM's ``_check_model``: 404 NotFoundError, param "model" (no ``(parameter=...)`` suffix)."""
-    return ApiError(404, f"The model `{name}` does not exist.", "NotFoundError", "model")
+def model_not_found(name: str, aliases: "tuple[str, ...] | list[str]" = ()) -> ApiError:
+    """vLLM's ``_check_model``: 404 NotFoundError, param "model" (no ``(parameter=...)`` suffix); the
+    served names follow as "Valid aliases" (recorded from vLLM 0.32.0)."""
+    tail = f" Valid aliases: {', '.join(aliases)}." if aliases else ""
+    return ApiError(404, f"The model `{name}` does not exist.{tail}", "NotFoundError", "model")
 
 
 def vllm_error(message: str, *, parameter: str | None = None, value: Any = None, status: int = 400) -> ApiError:
@@ -80,12 +91,25 @@ _MESSAGES = {
 }
 
 
-def schema_error(kind: str, loc: tuple[Any, ...], value: Any, *, param: str | None = None) -> ApiError:
-    """FastAPI's RequestValidationError through vLLM's handler (400 "Bad Request")."""
-    err: dict[str, Any] = {"type": kind, "loc": loc, "msg": _MESSAGES[kind], "input": value}
-    text = f"1 validation error:\n  {err!r}"
-    return ApiError(400, f"{text} {[err]!r}", "Bad Request",
-                    param if param is not None else ".".join(str(p) for p in loc))
+def _input_repr(value: Any) -> str:
+    """How vLLM 0.32.0's validation handler shows an input: containers summarised, scalars as strings."""
+    if isinstance(value, dict):
+        return f"<dict of {len(value)} items>"
+    if isinstance(value, list):
+        return f"<list of {len(value)} items>"
+    return str(value)
+
+
+def schema_error(kind: str, loc: tuple[Any, ...], value: Any, *, param: str | None = None,
+                 ctx: dict[str, Any] | None = None) -> ApiError:
+    """FastAPI's RequestValidationError through vLLM's handler (400 "Bad Request"), as recorded from vLLM
+    0.32.0: ``1 validation error:\n  {'type': ..., 'loc': 'body.messages', 'msg': ..., 'input': '<dict of
+    1 items>'}``, ``param`` the dotted location."""
+    where = ".".join(str(p) for p in loc)
+    err: dict[str, Any] = {"type": kind, "loc": where, "msg": _MESSAGES[kind], "input": _input_repr(value)}
+    if ctx:
+        err["ctx"] = ctx
+    return ApiError(400, f"1 validation error:\n  {err!r}", "Bad Request", param if param is not None else where)
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:
@@ -95,7 +119,8 @@ async def read_body(request: web.Request) -> dict[str, Any]:
         data = json.loads(raw or b"")
     except ValueError as exc:
         pos = getattr(exc, "pos", 0)
-        raise schema_error("json_invalid", ("body", pos), {}) from None
+        why = getattr(exc, "msg", str(exc))
+        raise schema_error("json_invalid", ("body", pos), {}, ctx={"error": why}) from None
     if not isinstance(data, dict):
         raise schema_error("dict_type", ("body",), data)
     return data
@@ -179,23 +204,20 @@ def check_sampling(temperature: float | None, top_p: float | None, max_tokens: i
 
 
 def check_context(prompt_tokens: int, max_tokens: int | None, max_model_len: int) -> int:
-    """The context-length checks; returns the max_tokens to use (vLLM's default: what is left)."""
-    if prompt_tokens >= max_model_len:
-        raise vllm_error(f"This model's maximum context length is {max_model_len} tokens. However, your request "
-                         f"has {prompt_tokens} input tokens. Please reduce the length of the input messages.",
-                         parameter="input_tokens", value=prompt_tokens)
-    if max_tokens is None:
-        return max_model_len - prompt_tokens
-    if max_tokens > max_model_len:
-        raise vllm_error(f"max_tokens={max_tokens} cannot be greater than max_model_len=max_total_tokens="
-                         f"{max_model_len}. Please request fewer output tokens.", parameter="max_tokens",
-                         value=max_tokens)
-    max_input = max_model_len - max(0, max_tokens)
-    if prompt_tokens > max_input:
-        # vLLM tokenizes at most max_input + 1 tokens of the prompt, hence "at least"
-        seen = max_input + 1
-        raise vllm_error(f"This model's maximum context length is {max_model_len} tokens. However, you requested "
-                         f"{max_tokens} output tokens and your prompt contains at least {seen} input tokens, for a "
-                         f"total of at least {seen + max_tokens} tokens. Please reduce the length of the input "
-                         "prompt or the number of requested output tokens.", parameter="input_tokens", value=seen)
-    return max_tokens
+    """The context-length checks, in vLLM 0.32.0's order and words (recorded from a real server); returns
+    the max_tokens to use: the request's, clamped to what the context has left (vLLM does not refuse
+    prompt + max_tokens > max_model_len: it stops at the context's end with finish_reason "length")."""
+    if max_tokens is not None and max_tokens > max_model_len:
+        raise vllm_error(f"max_tokens={max_tokens} cannot be greater than max_model_len={max_model_len}. Please "
+                         "request fewer output tokens.", parameter="max_tokens", value=max_tokens)
+    if prompt_tokens > max_model_len:
+        # vLLM tokenizes at most max_model_len + 1 tokens of the prompt, hence "at least"
+        seen = max_model_len + 1
+        raise vllm_error(f"This model's maximum context length is {max_model_len} tokens. However, your prompt "
+                         f"contains at least {seen} input tokens, which exceeds this limit even without any output "
+                         "tokens. Please reduce the length of the input prompt.", parameter="input_tokens", value=seen)
+    left = max_model_len - prompt_tokens
+    use = left if max_tokens is None else min(max_tokens, left)
+    if use < 1:
+        raise vllm_error(f"max_tokens must be at least 1, got {use}.", parameter="max_tokens", value=use)
+    return use

@@ -69,7 +69,7 @@ def faithful_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--served-model-name", nargs="+", default=None)
     p.add_argument("--max-model-len", type=_human_int, default=None)
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.92)   # vLLM 0.32.0's default
     p.add_argument("--dtype", default="auto", choices=["auto", "half", "float16", "bfloat16", "float", "float32"])
     p.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
@@ -103,7 +103,10 @@ def faithful_parser() -> argparse.ArgumentParser:
 def _vllm_parser() -> Any | None:
     """vLLM's own ``vllm serve`` parser, or None when vllm is not importable here."""
     try:
-        from vllm.entrypoints.openai.cli_args import make_arg_parser
+        try:
+            from vllm.entrypoints.launchers.cli_args import make_arg_parser   # vLLM 0.32
+        except ImportError:
+            from vllm.entrypoints.openai.cli_args import make_arg_parser      # older layout
         try:
             from vllm.utils.argparse_utils import FlexibleArgumentParser
         except ImportError:
@@ -111,7 +114,8 @@ def _vllm_parser() -> Any | None:
     except Exception:  # noqa: BLE001 - not installed, or an install that cannot import
         return None
     parser = make_arg_parser(FlexibleArgumentParser(prog="vllm serve"))
-    parser.add_argument("model_tag", nargs="?", default=None)
+    if not any(a.dest == "model_tag" for a in parser._actions):   # vLLM 0.32's make_arg_parser adds it
+        parser.add_argument("model_tag", nargs="?", default=None)
     return parser
 
 

@@ -29,8 +29,8 @@ from ..text import count_prompt_tokens, message_text, tokenize
 from .catalogue import ModelConfig, load_catalogue
 from .engine import BatchEngine, Metrics
 from .generate import handle_chat, handle_completions
-from .protocol import (ApiError, coerce, error_response, method_not_allowed, model_not_found, not_found, read_body,
-                       vllm_error)
+from .protocol import (ApiError, coerce, error_response, json_answer, method_not_allowed, model_not_found, not_found,
+                       read_body, vllm_error)
 from .replies import token_id
 
 __all__ = ["VLLMServer", "STANDIN_DIR", "ROUTES"]
@@ -138,7 +138,7 @@ async def handle_health(request: web.Request) -> web.Response:
 
 async def handle_version(request: web.Request) -> web.Response:
     _note(request, "version")
-    return web.json_response({"version": sim_of(request).version})
+    return json_answer({"version": sim_of(request).version})
 
 
 async def handle_models(request: web.Request) -> web.Response:
@@ -153,7 +153,7 @@ async def handle_models(request: web.Request) -> web.Response:
                              "allow_fine_tuning": False, "organization": "*", "group": None,
                              "is_blocking": False}]}
             for i, name in enumerate(server.model.served_model_names)]
-    return web.json_response({"object": "list", "data": data})
+    return json_answer({"object": "list", "data": data})
 
 
 async def handle_tokenize(request: web.Request) -> web.Response:
@@ -162,7 +162,7 @@ async def handle_tokenize(request: web.Request) -> web.Response:
     data = await read_body(request)
     model = coerce(data, "model", "str")
     if model is not None and model not in server.model.served_model_names:
-        raise model_not_found(model)
+        raise model_not_found(model, server.model.served_model_names)
     if "messages" in data:
         messages = coerce(data, "messages", "list", required=True)
         plain = [{"role": m.get("role"), "content": message_text(m.get("content"))} for m in messages
@@ -175,7 +175,7 @@ async def handle_tokenize(request: web.Request) -> web.Response:
     ids = [token_id(p) for p in pieces]
     ids += [0] * (count - len(ids))          # the chat template's own tokens
     server.vocab.update(zip(ids, pieces))
-    return web.json_response({"count": count, "max_model_len": server.model.max_model_len, "tokens": ids,
+    return json_answer({"count": count, "max_model_len": server.model.max_model_len, "tokens": ids,
                               "token_strs": None})
 
 
@@ -187,7 +187,7 @@ async def handle_detokenize(request: web.Request) -> web.Response:
     unknown = [i for i in ids if i not in server.vocab and i != 0]
     if unknown:
         raise vllm_error(f"Token id {unknown[0]} is out of vocabulary", parameter="tokens")
-    return web.json_response({"prompt": "".join(server.vocab.get(i, "") for i in ids)})
+    return json_answer({"prompt": "".join(server.vocab.get(i, "") for i in ids)})
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
