@@ -62,6 +62,20 @@ class SimServer:
     #: seconds stop() lets running handlers finish before cancelling them
     shutdown_grace_s: float = 0.2
 
+    _time_scale: float = 1.0   # simulators set their catalogue's default in __init__
+
+    @property
+    def time_scale(self) -> float:
+        """Factor applied to every configured latency of this simulator (e.g. 0.05 for fast grading)."""
+        return self._time_scale
+
+    @time_scale.setter
+    def time_scale(self, value: float) -> None:
+        value = float(value)
+        if not value > 0:
+            raise ValueError("time_scale must be > 0")
+        self._time_scale = value
+
     def __init__(
         self,
         app_factory: Callable[["SimServer"], web.Application] | None = None,

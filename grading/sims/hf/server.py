@@ -54,18 +54,6 @@ class HFSimulator(SimServer):
         self._files_lock = threading.Lock()
 
     # -- control ------------------------------------------------------------------
-    @property
-    def time_scale(self) -> float:
-        """Factor applied to every configured latency (catalogue default, e.g. 0.05)."""
-        return self._time_scale
-
-    @time_scale.setter
-    def time_scale(self, value: float) -> None:
-        value = float(value)
-        if not value > 0:
-            raise ValueError("time_scale must be > 0")
-        self._time_scale = value
-
     def set_behavior(self, provider: str, *, latency: Any = None, failure_rate: float | None = None,
                      failure: Any = None, ttft: Any = None, itl: Any = None, image_latency: Any = None,
                      role_chunk_at: float | None = None) -> Behavior:

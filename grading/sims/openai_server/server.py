@@ -63,17 +63,6 @@ class VLLMServer(SimServer):
         self.started_wall = time.time()
 
     # -- control --------------------------------------------------------------------------------
-    @property
-    def time_scale(self) -> float:
-        return self._time_scale
-
-    @time_scale.setter
-    def time_scale(self, value: float) -> None:
-        value = float(value)
-        if not value > 0:
-            raise ValueError("time_scale must be > 0")
-        self._time_scale = value
-
     def set_behavior(self, **changes: Any) -> ModelConfig:
         """Change the served model or its pacing: ``ttft_s``, ``itl_s``, ``batch_size``, ``max_model_len``,
         ``served_model_names``, ``root`` (times before time_scale). Returns the new configuration."""
