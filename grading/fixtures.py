@@ -52,10 +52,10 @@ def hardware(grading_context: GradingContext) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def thresholds(hardware: dict[str, Any]) -> dict[str, Any]:
+def thresholds(hardware: dict[str, Any], grading_context: GradingContext) -> dict[str, Any]:
     from grading.rubric import load_thresholds
 
-    return load_thresholds(hardware_class=hardware.get("hardware_class"))
+    return load_thresholds(hardware_class=hardware.get("hardware_class"), tier=grading_context.tier)
 
 
 @pytest.fixture(scope="session")

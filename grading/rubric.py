@@ -111,10 +111,14 @@ def load_rubric(path: Path | None = None) -> Rubric:
     return Rubric(checkpoints=tuple(checkpoints), path=path)
 
 
-def load_thresholds(path: Path | None = None, hardware_class: str | None = None) -> dict[str, Any]:
-    """Tolerances: the ``[default]`` table, overridden by the machine's ``[hardware_class.X]``."""
+def load_thresholds(path: Path | None = None, hardware_class: str | None = None,
+                    tier: str | None = None) -> dict[str, Any]:
+    """Tolerances: the ``[default]`` table, overridden by the machine's ``[hardware_class.X]``, then by
+    the tier's ``[tier.X]`` (a real engine shares the CPU with the student's client)."""
     data = tomllib.loads(Path(path or DEFAULT_THRESHOLDS).read_text())
     merged = dict(data.get("default", {}))
     if hardware_class:
         merged.update(data.get("hardware_class", {}).get(hardware_class, {}))
+    if tier:
+        merged.update(data.get("tier", {}).get(tier, {}))
     return merged

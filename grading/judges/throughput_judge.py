@@ -131,7 +131,8 @@ def _time_hint(key: str, have: Any, truth: Mapping[str, Any]) -> str:
     if not is_number(have):
         return "; it must be a number of seconds"
     e2e = truth.get("e2e_p50_s")
-    if key.startswith("ttft") and e2e is not None and have > truth[key] and abs(have - e2e) <= 0.35 * e2e:
+    closer_to_e2e = e2e is not None and abs(have - e2e) < abs(have - truth[key])
+    if key.startswith("ttft") and have > truth[key] and closer_to_e2e:
         return ("; your TTFT is about as long as the whole request: take the time when the first chunk with "
                 "content arrives, not when the response has ended (stream the response and read it chunk by "
                 "chunk)")
