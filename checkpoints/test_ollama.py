@@ -18,6 +18,7 @@ import pytest
 
 from grading.hf_checks import describe_records, is_number, judge_duration, missing_keys, show
 from grading.sandbox.errors import StudentRaised
+from grading.services import default_port_socket
 
 GEN_KEYS = ("text", "eval_count", "eval_duration_s", "tokens_per_s", "load_duration_s")
 CHAT_KEYS = ("text", "ttft_s", "latency_s", "eval_count", "tokens_per_s")
@@ -280,6 +281,10 @@ def test_ollama_host_from_env(lab, ollama_server):
             raise AssertionError(
                 f"{call} raised {exc.exc_type}: {exc.exc_message[:200]}; with host=None, use the server named by "
                 "the OLLAMA_HOST environment variable (default http://localhost:11434 only when it is unset)") from None
+        default_port = default_port_socket(ollama_server)
+        if default_port is not None and any(r.extra.get("listener") == default_port for r in obs.route(route)):
+            raise AssertionError(f"{call} went to Ollama's default port 11434, not to the server named by "
+                                 "OLLAMA_HOST; read os.environ['OLLAMA_HOST'] when host is None")
         assert obs.route(route), (
             f"{call} did not reach the server named by OLLAMA_HOST (requests seen there: "
             f"{describe_records(obs.records)}); read os.environ['OLLAMA_HOST'] when host is None")
@@ -297,11 +302,23 @@ def test_server_down_error(lab):
             "so the student sees which server is down")
 
 
-def test_default_port_11434(lab):
-    if listening(11434):
-        pytest.skip("something listens on port 11434 here (a real Ollama?), so the default cannot be probed")
+def test_default_port_11434(lab, ollama_server):
     env = {"OLLAMA_HOST": None}
     call = "list_models() with OLLAMA_HOST unset"
+    if lab.own_network:  # the worker's own loopback, where 11434 is relayed to this tier's server
+        try:
+            obs = observe(lab, ollama_server, "ollama_client.list_models", env=env)
+        except StudentRaised as exc:
+            raise AssertionError(
+                f"{call} raised {exc.exc_type}: {exc.exc_message[:200]}; with neither host nor OLLAMA_HOST, "
+                "connect to Ollama's default http://localhost:11434 (8000 is vLLM's port)") from None
+        default_port = default_port_socket(ollama_server)
+        assert [r for r in obs.route("api-tags") if r.extra.get("listener") in (default_port, None)], (
+            f"{call} did not reach the Ollama server listening on the default port 11434 (requests seen there: "
+            f"{describe_records(obs.records)}); with neither host nor OLLAMA_HOST, use http://localhost:11434")
+        return
+    if listening(11434):
+        pytest.skip("something listens on port 11434 here (a real Ollama?), so the default cannot be probed")
     message = expect_connection_error(lab, call, "ollama_client.list_models", url_part="localhost:11434", env=env)
     assert "11434" in message, (
         f"{call} raised ConnectionError({show(message)}), which does not name port 11434; with neither host nor "

@@ -9,6 +9,8 @@ checkpoint module, with that checkpoint's limits from the rubric and the tier's 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -63,11 +65,17 @@ def services(grading_context: GradingContext) -> Iterator[Any]:
     """The tier's services (simulators for ``sim``), started once per grading session."""
     from grading.services import start_services
 
-    started = start_services(grading_context.tier, grading_context.seed)
+    # Each service also listens on a unix socket here: a worker with a network of its own reaches it
+    # through its relays (grading/sandbox/netrelay.py), on the same port numbers as the TCP URLs.
+    sockets = tempfile.mkdtemp(prefix="infergrade-svc-")
     try:
-        yield started
+        started = start_services(grading_context.tier, grading_context.seed, unix_dir=sockets)
+        try:
+            yield started
+        finally:
+            started.stop()
     finally:
-        started.stop()
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +87,7 @@ def lab(request: pytest.FixtureRequest, grading_context: GradingContext, service
     try:
         sandbox = Sandbox(grading_context.submission, limits=limits,
                           env=services.env(grading_context.canary_token),
-                          isolation=grading_context.isolation_mode,
+                          isolation=grading_context.isolation_mode, relays=services.relay_map(),
                           # the canary, whole and without its "hf_": a print of either is a leak
                           watch_output=(grading_context.canary_token, grading_context.canary_token[3:]))
     except SandboxUnavailable as exc:

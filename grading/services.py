@@ -40,6 +40,7 @@ __all__ = [
     "Service",
     "ServiceNotAvailable",
     "ServiceSet",
+    "default_port_socket",
     "load_factory",
     "start_services",
 ]
@@ -59,6 +60,17 @@ PROXY_VARS: tuple[str, ...] = tuple(
     v for name in ("http_proxy", "https_proxy", "all_proxy") for v in (name, name.upper())
 )
 LOOPBACK_NO_PROXY = "127.0.0.1,localhost,::1"
+
+
+def default_port_socket(service: Any) -> str | None:
+    """The unix socket ``service`` listens on for relays of its real default port (11434, 8000), if any.
+
+    A request that came in through it has ``extra["listener"]`` equal to this path in the log."""
+    port = DEFAULT_PORTS.get(getattr(service, "name", ""))
+    for path in getattr(service, "alias_unix_paths", ()):
+        if port is not None and str(path).endswith(f"-{port}.sock"):
+            return str(path)
+    return None
 
 
 class ServiceNotAvailable(RuntimeError):
@@ -172,6 +184,24 @@ class ServiceSet:
             env["PATH"] = os.pathsep.join([env["INFERGRADE_OLLAMA_BIN"], os.environ.get("PATH", os.defpath)])
         return env
 
+    def relay_map(self) -> dict[int, str]:
+        """Port -> unix socket, for a worker with a network of its own (grading/sandbox/netrelay.py):
+        each service's own port, and Ollama's and vLLM's default ports (11434, 8000) for theirs, so
+        that student code which uses the defaults reaches the tier's service there too."""
+        from urllib.parse import urlsplit
+
+        relays: dict[int, str] = {}
+        for name, svc in self.services.items():
+            if not getattr(svc, "unix_path", None):
+                continue
+            port = urlsplit(svc.url).port
+            if port:
+                relays[port] = str(svc.unix_path)
+            alias = default_port_socket(svc)
+            if alias is not None:
+                relays.setdefault(DEFAULT_PORTS[name], alias)
+        return relays
+
     def describe(self) -> list[str]:
         """Human-readable lines: each service's URL or why it is missing."""
         lines = [f"{name}: {svc.url}" for name, svc in self.services.items()]
@@ -229,6 +259,9 @@ def start_services(
                 port = (ports or {}).get(name, DEFAULT_PORTS.get(name, 0) if default_ports else 0)
                 unix_path = None if unix_dir is None else f"{unix_dir}/{name}.sock"
                 svc = factory(tier=tier, seed=seed, host=host, port=port, log=result.log, unix_path=unix_path)
+                if unix_dir is not None and name in DEFAULT_PORTS and hasattr(svc, "alias_unix_paths"):
+                    # its own socket for the default port's relay: the log tells which port was used
+                    svc.alias_unix_paths.append(f"{unix_dir}/{name}-{DEFAULT_PORTS[name]}.sock")
                 svc.start()
             except ServiceNotAvailable as exc:
                 result.unavailable[name] = str(exc)

@@ -117,13 +117,14 @@ class Sandbox:
 
     def __init__(self, submission: Path, *, limits: Limits | None = None,
                  env: dict[str, str] | None = None, isolation: str = "auto",
-                 watch_output: tuple[str, ...] = ()) -> None:
+                 watch_output: tuple[str, ...] = (), relays: dict[int, str] | None = None) -> None:
         self.source = Path(submission).resolve()
         if not (self.source / "inference_lab").is_dir():
             raise errors.SandboxUnavailable(f"{self.source} has no inference_lab/ package")
         self.limits = limits or Limits()
         self.extra_env = dict(env or {})
         self.isolation_mode = isolation
+        self.relays = None if relays is None else dict(relays)
         self.watch_output = tuple(watch_output)
         self._output_hits: list[tuple[int, str]] = []
         self._output_base = 0   # bytes printed by earlier workers of this sandbox
@@ -153,15 +154,22 @@ class Sandbox:
     def isolation(self) -> str:
         """The isolation in words, for the report."""
         if self.plan is None:
-            self.plan = make_plan(self.limits, self.isolation_mode)
+            self.plan = make_plan(self.limits, self.isolation_mode, self.relays)
         return self.plan.describe()
+
+    @property
+    def own_network(self) -> bool:
+        """Whether the worker has a loopback-only network of its own (where only the relays answer)."""
+        if self.plan is None:
+            self.plan = make_plan(self.limits, self.isolation_mode, self.relays)
+        return self.plan.own_network
 
     def start(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
         self._stop_process()
         if self.plan is None:
-            self.plan = make_plan(self.limits, self.isolation_mode)
+            self.plan = make_plan(self.limits, self.isolation_mode, self.relays)
         started = time.monotonic()
         req_r, req_w = os.pipe()   # grader -> worker
         rep_r, rep_w = os.pipe()   # worker -> grader
@@ -172,7 +180,8 @@ class Sandbox:
         try:
             self.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
-                pass_fds=(req_r, rep_w), cwd=self.workdir, env=scrubbed_env(self.extra_env, self.home),
+                pass_fds=(req_r, rep_w), cwd=self.workdir,
+                env=scrubbed_env({**self.extra_env, **self.plan.worker_env()}, self.home),
                 preexec_fn=self.plan.preexec(), close_fds=True)
         except OSError as exc:
             for fd in (req_r, req_w, rep_r, rep_w, out_r, out_w):

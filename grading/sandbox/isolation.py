@@ -4,7 +4,9 @@ The strongest available layer is used and described in words (the report's ``iso
 
 * ``bwrap``: user, pid, ipc and uts namespaces; the file system read-only except the worker's own
   folder and a private ``/tmp``; the grader's home (its Hugging Face token), ``reference/``,
-  ``checkpoints/`` and ``tests/`` hidden.
+  ``checkpoints/`` and ``tests/`` hidden. Given relays (port -> the grader's unix socket of a
+  service), also a network namespace of its own with loopback only: the services are reached through
+  :mod:`grading.sandbox.netrelay` on their usual ports, and no other address answers.
 * cgroups (v2, else v1): ``pids.max`` stops fork bombs (root ignores RLIMIT_NPROC), a memory limit
   OOM-kills a runaway allocation, and every process of the worker can be killed at once.
 * rlimits: CPU seconds, file size, open files, no core dumps; RLIMIT_AS stands in for the memory
@@ -14,6 +16,7 @@ The strongest available layer is used and described in words (the report's ``iso
 from __future__ import annotations
 
 import functools
+import json
 import os
 import resource
 import shutil
@@ -187,16 +190,43 @@ def _rmdir(path: Path | None) -> None:
             time.sleep(0.02)
 
 
+@functools.lru_cache(maxsize=1)
+def bwrap_can_unshare_net() -> bool:
+    """Whether bubblewrap can give a worker a network namespace of its own here."""
+    path = bwrap_path()
+    if path is None:
+        return False
+    probe = [path, "--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
+             "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 @dataclass
 class Plan:
-    """How to launch one worker: the command prefix, the preexec hook and the words for the report."""
+    """How to launch one worker: the command prefix, the preexec hook and the words for the report.
+
+    ``relays`` (port -> unix socket of a service), when given and bubblewrap can, puts the worker in
+    a network namespace of its own where only those ports answer (through the relay).
+    """
 
     use_bwrap: bool
     cgroups: Cgroups = field(default_factory=Cgroups)
     limits: Limits = field(default_factory=Limits)
+    relays: dict[int, str] | None = None
+
+    @property
+    def own_network(self) -> bool:
+        return self.use_bwrap and self.relays is not None and bwrap_can_unshare_net()
 
     def describe(self) -> str:
-        parts = ["bwrap(user,pid,ipc,mount; read-only fs)" if self.use_bwrap else "process(subprocess)"]
+        if self.use_bwrap:
+            namespaces = "user,pid,ipc,mount" + (",net" if self.own_network else "")
+            parts = [f"bwrap({namespaces}; read-only fs{'; loopback-only network' if self.own_network else ''})"]
+        else:
+            parts = ["process(subprocess)"]
         if self.cgroups.controllers:
             parts.append(f"cgroup-v{self.cgroups.version}({','.join(self.cgroups.controllers)})")
         parts.append("rlimits")
@@ -205,7 +235,19 @@ class Plan:
     def command(self, argv: list[str], workdir: Path, keep_fds: list[int]) -> list[str]:
         if not self.use_bwrap:
             return argv
-        return bwrap_argv(workdir, keep_fds) + ["--"] + argv
+        prefix = bwrap_argv(workdir, keep_fds)
+        if self.own_network:
+            prefix.insert(1, "--unshare-net")
+            # The services' sockets (in the grader's /tmp, which the sandbox replaces with its own).
+            for folder in sorted({str(Path(path).parent) for path in (self.relays or {}).values()}):
+                prefix += ["--ro-bind", folder, folder]
+        return prefix + ["--"] + argv
+
+    def worker_env(self) -> dict[str, str]:
+        """What the worker needs to know about its network: the relays to start, in its namespace."""
+        if not self.own_network:
+            return {}
+        return {"INFERGRADE_NET_RELAYS": json.dumps({str(port): path for port, path in (self.relays or {}).items()})}
 
     def preexec(self) -> Callable[[], None]:
         limits = self.limits
@@ -272,8 +314,8 @@ def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
     return argv
 
 
-def make_plan(limits: Limits, mode: str = "auto") -> Plan:
-    """Choose the isolation for one worker. ``mode``: auto | bwrap | process."""
+def make_plan(limits: Limits, mode: str = "auto", relays: dict[int, str] | None = None) -> Plan:
+    """Choose the isolation for one worker. ``mode``: auto | bwrap | process. ``relays``: see Plan."""
     if mode not in ("auto", "bwrap", "process"):
         raise ValueError(f"unknown isolation mode {mode!r}")
     use_bwrap = mode != "process" and bwrap_path() is not None
@@ -281,4 +323,4 @@ def make_plan(limits: Limits, mode: str = "auto") -> Plan:
         raise RuntimeError("isolation 'bwrap' was asked for but bubblewrap is not usable here "
                            "(install the 'bubblewrap' package; see scripts/install-system-deps.sh)")
     cgroups = Cgroups.create(limits) if sys.platform == "linux" and os.geteuid() == 0 else Cgroups()
-    return Plan(use_bwrap=use_bwrap, cgroups=cgroups, limits=limits)
+    return Plan(use_bwrap=use_bwrap, cgroups=cgroups, limits=limits, relays=relays)

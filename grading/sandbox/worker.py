@@ -169,6 +169,23 @@ class Worker:
             self.reply(answer)
 
 
+def _start_relays(spec: str, timeout_s: float = 10.0) -> None:
+    """Start the loopback relays of this worker's network namespace (grading/sandbox/netrelay.py) and
+    wait until they listen, so that the first request of student code finds its service."""
+    import select
+    import subprocess
+
+    relay = subprocess.Popen([sys.executable, "-I", "-m", "grading.sandbox.netrelay", spec],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, close_fds=True)
+    assert relay.stdout is not None
+    ready, _, _ = select.select([relay.stdout], [], [], timeout_s)
+    line = relay.stdout.readline() if ready else b""
+    if line.strip() != b"ready":
+        relay.kill()
+        raise SystemExit(f"the network relays of the worker did not start (exit code {relay.poll()})")
+    relay.stdout.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rpc-in", type=int, required=True)
@@ -186,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     # submission itself; set by the services (grading/sims/openai_server), never by the submission.
     for extra in filter(None, os.environ.get("INFERGRADE_EXTRA_SYSPATH", "").split(os.pathsep)):
         sys.path.insert(1, extra)
+    relays = os.environ.pop("INFERGRADE_NET_RELAYS", None)
+    if relays:
+        _start_relays(relays)
     redirects = os.environ.get("INFERGRADE_REDIRECTS")
     if redirects and json.loads(redirects):
         from grading.sandbox import redirect

@@ -92,6 +92,9 @@ class SimServer:
         self.host = host
         self.port = int(port)
         self.unix_path = None if unix_path is None else os.fspath(unix_path)
+        #: more unix sockets to listen on (set before start): e.g. the one a worker's relay of the
+        #: service's default port connects to, so that the log tells which port a request used
+        self.alias_unix_paths: list[str] = []
         self.log = log if log is not None else RequestLog()
         self.clock = clock if clock is not None else PacingClock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -192,19 +195,22 @@ class SimServer:
             server = getattr(site, "_server", None)
             if server is not None and server.sockets:
                 self.port = server.sockets[0].getsockname()[1]
-            if self.unix_path is not None:
-                if os.path.exists(self.unix_path):
-                    os.unlink(self.unix_path)  # a stale socket from a crashed run
-                await web.UnixSite(runner, self.unix_path).start()
+            for path in self._unix_paths():
+                if os.path.exists(path):
+                    os.unlink(path)  # a stale socket from a crashed run
+                await web.UnixSite(runner, path).start()
             self._ready.set()
             await self._stopping.wait()
         finally:
             await runner.cleanup()
-            if self.unix_path is not None and os.path.exists(self.unix_path):
+            for path in self._unix_paths():
                 try:
-                    os.unlink(self.unix_path)
+                    os.unlink(path)
                 except OSError:
                     pass
+
+    def _unix_paths(self) -> list[str]:
+        return ([self.unix_path] if self.unix_path is not None else []) + list(self.alias_unix_paths)
 
     @staticmethod
     def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:

@@ -226,6 +226,11 @@ def log_middleware(log: RequestLog, service: str) -> Any:
             body_size=len(raw),
         )
         request[RECORD_KEY] = rec
+        # Which of the server's sockets the request came in on (a worker's relay connects to the one
+        # of the port it was reached on: grading/sandbox/netrelay.py).
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        if isinstance(sockname, str) and sockname:
+            rec.extra["listener"] = sockname
         try:
             resp = await handler(request)
             await _send(request, rec, resp)
