@@ -21,11 +21,13 @@ from grading.context import REPO_ROOT, TIERS, GradingContext, checkpoint_id_of
 from grading.rubric import load_rubric
 from grading.sandbox.errors import StudentCodeError
 from grading.scoring import Outcome, build_checkpoints, totals
+from grading.seal import read_key, write_sealed
 from grading.sims.seeds import resolve_seed
 
 CONTEXT_KEY = pytest.StashKey[GradingContext]()
 OUTCOMES_KEY = pytest.StashKey[list]()
 STARTED_KEY = pytest.StashKey[float]()
+SEAL_KEY = pytest.StashKey[bytes]()
 MAX_MESSAGE = 1500
 
 
@@ -44,6 +46,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="worker confinement (auto: the strongest this machine allows)")
     group.addoption("--rubric", default=None, help="rubric file (default: grading/rubric.toml)")
     group.addoption("--report-json", default=None, help="write the scored report (report.json schema) here")
+    group.addoption("--seal-fd", type=int, default=None,
+                    help="read the seal key from this inherited pipe and sign --report-json (grading/seal.py)")
 
 
 def _only(config: pytest.Config) -> list[str] | None:
@@ -65,6 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
         isolation_mode=config.getoption("--isolation"), only=only)
     config.stash[OUTCOMES_KEY] = []
     config.stash[STARTED_KEY] = time.monotonic()
+    seal_fd = config.getoption("--seal-fd")
+    if seal_fd is not None:  # now, before any worker exists: the key never reaches student code
+        config.stash[SEAL_KEY] = read_key(seal_fd)
 
 
 def _base_name(item: pytest.Item) -> str:
@@ -171,7 +178,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config._infergrade_report = report  # type: ignore[attr-defined]
     path = config.getoption("--report-json")
     if path:
-        Path(path).write_text(json.dumps(report, indent=2))
+        key = config.stash.get(SEAL_KEY, None)
+        if key is None:
+            Path(path).write_text(json.dumps(report, indent=2))
+        else:
+            write_sealed(Path(path), json.dumps(report, indent=2), key)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

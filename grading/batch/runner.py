@@ -32,6 +32,7 @@ from grading.batch.overrides import apply_overrides, read_overrides
 from grading.reports import write_all
 from grading.reports.json_report import atomic_write_text, to_json
 from grading.rubric import load_rubric
+from grading.sandbox.isolation import weak_isolation_reason
 from grading.sims.seeds import derive_seed, resolve_seed
 
 __all__ = ["BatchOptions", "run_batch", "default_jobs"]
@@ -81,7 +82,25 @@ class BatchOptions:
     address: str | None = None
     assignment: str = "infergrade"
     quiet: bool = False
+    allow_weak_isolation: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+class WeakIsolationError(RuntimeError):
+    """Official grading would run student code without the full sandbox, and that was not allowed."""
+
+
+def _isolation_notes(opts: BatchOptions) -> list[str]:
+    """Refuse weak isolation for an official batch unless allowed; else say it in the notes."""
+    reason = weak_isolation_reason(opts.isolation)
+    if reason is None:
+        return []
+    if opts.official and not opts.allow_weak_isolation:
+        raise WeakIsolationError(
+            f"official grading needs each submission sandboxed by bubblewrap with a network of its own, but {reason}. "
+            "Run it on a Linux machine where bubblewrap works, or pass --allow-weak-isolation to grade with the "
+            "process-level sandbox (each report records the isolation used).")
+    return [f"WEAK ISOLATION: {reason}; student code runs as a plain process with limits (the reports say so)"]
 
 
 def _same_grading(record: dict, sub: Submission, opts: BatchOptions) -> bool:
@@ -175,12 +194,13 @@ def run_batch(opts: BatchOptions) -> dict[str, Any]:
     checkpoint_ids = [c.id for c in rubric.select(only_list)]          # KeyError: unknown id
     overrides = read_overrides(opts.overrides, rubric) if opts.overrides else {}
     jobs = opts.jobs or default_jobs()
+    isolation_notes = _isolation_notes(opts)
     with batch_lock(out):
         manifest = Manifest(out / "manifest.jsonl")
         work = out / ".work"
         _clean_leftovers(out, work)
         subs, notes = discover(Path(opts.src), work=work)
-        notes = opts.notes + _busy_note() + notes
+        notes = opts.notes + isolation_notes + _busy_note() + notes
         unknown = sorted(set(overrides) - {s.student_id for s in subs})
         if unknown:
             notes.append(f"overrides for students not in this batch were not applied: {', '.join(unknown[:10])}")

@@ -26,7 +26,11 @@ total; points 7 sets the score, +2 or -1.5 adjusts it. Re-running with a changed
 without grading again.
 
 Exit code: 0 when every submission was graded, 1 when some could not be (see grades.csv), 2 when the
-batch itself could not run, 130 when interrupted (run it again to continue)."""
+batch itself could not run, 130 when interrupted (run it again to continue).
+
+Isolation: official grading (the default) refuses to run unless each worker can be sandboxed by
+bubblewrap with a loopback-only network of its own (Linux); --allow-weak-isolation grades with the
+process-level sandbox instead, and every report records which isolation was used."""
 
 
 def register(subparsers: Any) -> None:
@@ -44,6 +48,9 @@ def register(subparsers: Any) -> None:
                              "kept in the manifest so a resumed batch uses the same seeds)")
     parser.add_argument("--isolation", choices=("auto", "bwrap", "process"), default="auto",
                         help="worker confinement (default: the strongest available)")
+    parser.add_argument("--allow-weak-isolation", action="store_true",
+                        help="grade officially even where bubblewrap (with its own network per worker) is not "
+                             "usable: the process-level sandbox only (refused by default)")
     parser.add_argument("--practice", action="store_true",
                         help="not official: skipped items are left out instead of scoring 0")
     parser.add_argument("--timeout", type=float, default=1800.0,
@@ -62,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     from grading.batch.executors import ExecutorError
     from grading.batch.manifest import BatchLockedError
     from grading.batch.overrides import OverrideError
-    from grading.batch.runner import BatchOptions, run_batch
+    from grading.batch.runner import BatchOptions, WeakIsolationError, run_batch
 
     if args.jobs is not None and args.jobs < 1:
         print("error: --jobs must be 1 or more", file=sys.stderr)
@@ -71,10 +78,10 @@ def main(args: argparse.Namespace) -> int:
                            only=args.only, seed=args.seed, isolation=args.isolation, official=not args.practice,
                            timeout_s=args.timeout if args.timeout > 0 else None, overrides=args.overrides,
                            executor=args.executor, address=args.address, assignment=args.assignment,
-                           quiet=args.quiet)
+                           quiet=args.quiet, allow_weak_isolation=args.allow_weak_isolation)
     try:
         summary = run_batch(options)
-    except (BatchSourceError, ExecutorError, BatchLockedError, OverrideError) as exc:
+    except (BatchSourceError, ExecutorError, BatchLockedError, OverrideError, WeakIsolationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyError as exc:

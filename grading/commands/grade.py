@@ -14,6 +14,7 @@ from typing import Any
 
 from grading.context import CHECKPOINTS_DIR, REPO_ROOT, TIERS
 from grading.rubric import load_rubric
+from grading.seal import SealError, make_key_pipe, seal_path, verify
 from grading.sims.seeds import resolve_seed
 
 HELP = """Grade one submission folder (shaped like student_template/) against the checkpoints.
@@ -61,27 +62,40 @@ def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed
         command.append(f"--only={only}")
     if official:
         command.append("--official")
+    # A fresh key per run, through a pipe only the pytest child inherits: the report is sealed with it
+    # and checked here, so a report that student code wrote or changed is never scored (grading/seal.py).
+    for stale in (out_json, seal_path(out_json)):
+        stale.unlink(missing_ok=True)
+    key, key_fd = make_key_pipe()
+    command.append(f"--seal-fd={key_fd}")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     output = None if not quiet else subprocess.PIPE
-    if timeout_s is None:
-        proc = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
-    else:
-        proc = _run_with_deadline(command, env, output, timeout_s)
+    try:
+        if timeout_s is None:
+            proc = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                  text=True, pass_fds=(key_fd,))
+        else:
+            proc = _run_with_deadline(command, env, output, timeout_s, pass_fds=(key_fd,))
+    finally:
+        os.close(key_fd)
     if log_path is not None and proc.stdout:
         log_path.write_text(proc.stdout)
     if not out_json.exists():
         tail = (proc.stdout or "")[-3000:]
         raise RuntimeError(f"the checkpoint run produced no report (pytest exit code {proc.returncode})\n{tail}")
-    return json.loads(out_json.read_text())
+    try:
+        return json.loads(verify(out_json, key))
+    except SealError as exc:
+        raise RuntimeError(f"the report failed its integrity check ({exc}); not scored") from None
 
 
-def _run_with_deadline(command: list[str], env: dict[str, str], output: Any,
-                       timeout_s: float) -> subprocess.CompletedProcess:
+def _run_with_deadline(command: list[str], env: dict[str, str], output: Any, timeout_s: float,
+                       pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess:
     """``subprocess.run`` with a deadline that also kills the child's descendants (workers, kernels)."""
     import psutil
 
     with subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                          text=True) as child:
+                          text=True, pass_fds=pass_fds) as child:
         try:
             stdout, _ = child.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -109,7 +123,13 @@ def main(args: argparse.Namespace) -> int:
     from grading.reports.gradescope import failure_results
     from grading.reports.terminal import print_summary
 
+    from grading.sandbox.isolation import weak_isolation_reason
+
     started = time.monotonic()
+    weak = weak_isolation_reason(args.isolation)
+    if weak:
+        print(f"warning: weak isolation: {weak}; the submission's code runs as a plain process with limits "
+              "(report.json records the isolation used)", file=sys.stderr)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     submission = args.submission.resolve()

@@ -314,6 +314,19 @@ def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
     return argv
 
 
+def weak_isolation_reason(mode: str = "auto") -> str | None:
+    """Why workers would run with less than the full isolation here (None: bubblewrap with a network
+    namespace of their own): official batch grading refuses that unless told otherwise."""
+    if mode == "process":
+        return "--isolation process was asked for"
+    if bwrap_path() is None:
+        return ("bubblewrap is not usable here (not installed, not Linux, or user namespaces are not "
+                "permitted); install the 'bubblewrap' package (scripts/setup.sh does, as root)")
+    if not bwrap_can_unshare_net():
+        return "bubblewrap cannot create a network namespace here: student code could reach the network"
+    return None
+
+
 def make_plan(limits: Limits, mode: str = "auto", relays: dict[int, str] | None = None) -> Plan:
     """Choose the isolation for one worker. ``mode``: auto | bwrap | process. ``relays``: see Plan."""
     if mode not in ("auto", "bwrap", "process"):
