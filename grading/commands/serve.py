@@ -133,7 +133,8 @@ def _who_holds(name: str, host: str, port: int) -> str | None:
     if probe is None:
         return None
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}{probe}", timeout=1.0) as resp:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # ask the port itself
+        with opener.open(f"http://{host}:{port}{probe}", timeout=1.0) as resp:
             version = json.loads(resp.read() or b"{}").get("version")
     except Exception:  # noqa: BLE001 - something else, or nothing that speaks HTTP
         return "another program"

