@@ -4,17 +4,26 @@
 model needs (weights x bits / 8 plus the KV cache, times an overhead factor), decide whether a model
 fits, and sample resource use while something runs. The ground truth is the grader's own reading of
 the machine (``grading/hardware.py``) and the formula in DESIGN.md; tolerances come from
-``grading/thresholds.toml``. Only behaviour is judged: psutil, /proc, NVML or torch are all fine.
+``grading/thresholds.toml``; the real models that estimates and ``fits`` are also judged on are listed
+in ``grading/hardware_table.toml``. Only behaviour is judged: psutil, /proc, NVML or torch are all fine.
+
+The grader's own tests run this checkpoint on machines without a GPU with a fake NVML
+(``INFERGRADE_FAKE_NVML``, see grading/hardware.py): the ``lab`` fixture below then gives the worker
+the same fake GPUs the grader reads.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 import pytest
 
-from grading.hardware import memory_estimate_gb, ram_used_mb_readings
+from grading.hardware import (CpuLoad, cpu_busy_percent, cpu_times, hardware_table, memory_estimate_gb,
+                              model_estimate_kwargs, ram_used_mb_readings, worker_env)
+
+TABLE = hardware_table()
 
 FORMULA = ("(params_billion*1e9*bits_per_weight/8 + 2*n_layers*context_len*hidden_size*kv_bits/8*batch)"
            " * overhead / 1e9")
@@ -31,6 +40,14 @@ def _close(value: float, truth: float, rel: float) -> bool:
 def _call_text(name: str, args: tuple, kwargs: dict) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
+
+
+@pytest.fixture(scope="module")
+def lab(lab):
+    """The plugin's worker for this checkpoint; it has not started yet, so its environment can still take
+    the fake NVML of a grader test run (unchanged in real grading: ``worker_env`` adds nothing then)."""
+    lab.extra_env = worker_env(lab.extra_env)
+    return lab
 
 
 # -- detect ----------------------------------------------------------------------------------------
@@ -114,24 +131,33 @@ WEIGHT_CASES = [
 
 
 def _check_estimate(lab, thresholds, args: tuple, kwargs: dict, what: str) -> None:
+    rel = thresholds["memory_estimate_rel"]
+    problem = _estimate_problem(lab, args, kwargs, rel, what, hint_rel=rel)
+    assert problem is None, problem
+
+
+def _estimate_problem(lab, args: tuple, kwargs: dict, rel: float, what: str, *, hint_rel: float) -> str | None:
+    """None when the student's estimate is within ``rel`` of the formula, else what is wrong (with a
+    hint at the likely mistake where the result is within ``hint_rel`` of that mistake's figure)."""
     call = _call_text("estimate_memory_gb", args, kwargs)
     result = lab.call("hardware.estimate_memory_gb", *args, **kwargs)
-    assert _is_number(result), f"{call} returned {result!r}; it must return a number of GB"
+    if not _is_number(result):
+        return f"{call} returned {result!r}; it must return a number of GB"
     truth = memory_estimate_gb(*args, **kwargs)
-    rel = thresholds["memory_estimate_rel"]
     hint = ""
-    if truth and _close(result, truth * 1e9 / 2**30, rel):
+    if truth and _close(result, truth * 1e9 / 2**30, hint_rel):
         hint = " (it looks like GiB: a GB here is 10**9 bytes)"
-    elif truth and _close(result, truth * 8, rel):
+    elif truth and _close(result, truth * 8, hint_rel):
         hint = " (8x too much: bits_per_weight is bits, divide by 8 for bytes)"
-    elif "overhead" not in kwargs and truth and _close(result, truth / 1.2, rel):
+    elif "overhead" not in kwargs and truth and _close(result, truth / 1.2, hint_rel):
         hint = " (the overhead factor, 1.2 by default, is missing)"
     elif kwargs.get("context_len") and _close(result, memory_estimate_gb(
-            args[0], args[1], overhead=kwargs.get("overhead", 1.2)), rel):
+            args[0], args[1], overhead=kwargs.get("overhead", 1.2)), hint_rel):
         hint = " (that is the weights alone: the KV cache is missing)"
-    assert _close(result, truth, rel), (
-        f"{call} returned {result:.4g} GB, expected {truth:.4g} GB (within {rel:.0%}){hint}; {what} "
-        f"GB = {FORMULA}")
+    if _close(result, truth, rel):
+        return None
+    return (f"{call} returned {result:.4g} GB, expected {truth:.4g} GB (within {rel:.0%}){hint}; {what} "
+            f"GB = {FORMULA}")
 
 
 @pytest.mark.parametrize("args,kwargs", WEIGHT_CASES)
@@ -159,6 +185,25 @@ def test_estimate_kv_cache(lab, thresholds, args, kwargs):
                     "the KV cache adds 2 (K and V) x layers x context x hidden x kv_bits / 8 x batch bytes:")
 
 
+@pytest.mark.parametrize("model", [pytest.param(m, id=m["name"]) for m in TABLE["models"]])
+def test_estimate_real_models(lab, thresholds, model):
+    """Every precision of the table (16/8/4 bits) at each of the model's context lengths."""
+    rel = thresholds["model_table_rel"]
+    problems = []
+    for context in model["contexts"]:
+        for bits in TABLE["estimate"]["bits"]:
+            kwargs = model_estimate_kwargs(model, context, table=TABLE)
+            what = (f"{model['name']} ({model['n_layers']} layers; hidden_size is its KV width, "
+                    f"{model['n_kv_heads']} KV heads x {model['head_dim']} = {model['kv_width']}) at {bits} bits "
+                    f"with a {context}-token context:")
+            problem = _estimate_problem(lab, (model["params_billion"], bits), kwargs, rel, what,
+                                        hint_rel=thresholds["memory_estimate_rel"])
+            if problem:
+                problems.append(problem)
+    assert not problems, problems[0] + (f" ({len(problems) - 1} more of this model's cases are wrong too)"
+                                        if len(problems) > 1 else "")
+
+
 # -- fits -------------------------------------------------------------------------------------------
 FITS_CASES = [
     # (args, kwargs, expected, why)
@@ -176,15 +221,40 @@ FITS_CASES = [
 ]
 
 
-def test_fits(lab):
+FITS_RULE = ("fits() must be estimate_memory_gb(params, bits, **kw) <= memory_gb, passing every keyword "
+             "(context_len, n_layers, hidden_size, kv_bits, batch, overhead) on to the estimate")
+
+
+def test_fits(lab, thresholds):
     for args, kwargs, expected, why in FITS_CASES:
         call = _call_text("fits", args, kwargs)
         result = lab.call("hardware.fits", *args, **kwargs)
         assert isinstance(result, bool), f"{call} returned {result!r}; it must return True or False"
-        assert result is expected, (
-            f"{call} returned {result}, expected {expected}: {why}. fits() must be "
-            "estimate_memory_gb(params, bits, **kw) <= memory_gb, passing every keyword (context_len, "
-            "n_layers, hidden_size, kv_bits, batch, overhead) on to the estimate")
+        assert result is expected, f"{call} returned {result}, expected {expected}: {why}. {FITS_RULE}"
+    # The real models of the table, at their first context, on common memory sizes. Where the memory is
+    # within the table's tolerance of the formula, fits() must agree with the student's own estimate.
+    rel = thresholds["model_table_rel"]
+    for model in TABLE["models"]:
+        for bits in TABLE["estimate"]["bits"]:
+            args = (model["params_billion"], bits)
+            kwargs = model_estimate_kwargs(model, model["contexts"][0], table=TABLE)
+            truth = memory_estimate_gb(*args, **kwargs)
+            own = None
+            for memory in TABLE["fits"]["memory_gb"]:
+                call = _call_text("fits", (*args, memory), kwargs)
+                result = lab.call("hardware.fits", *args, memory, **kwargs)
+                assert isinstance(result, bool), f"{call} returned {result!r}; it must return True or False"
+                if abs(memory - truth) > rel * truth:
+                    expected, why = truth <= memory, f"{model['name']} at {bits} bits needs {truth:.1f} GB"
+                else:
+                    if own is None:
+                        own = lab.call("hardware.estimate_memory_gb", *args, **kwargs)
+                    if not _is_number(own):
+                        continue  # judged by the estimate's own tests
+                    expected, why = own <= memory, f"your estimate_memory_gb() says {own:.1f} GB"
+                assert result is expected, (
+                    f"{call} returned {result}, expected {expected}: {why} and the memory is {memory} GB. "
+                    f"{FITS_RULE}")
 
 
 # -- sample_usage -----------------------------------------------------------------------------------
@@ -241,3 +311,42 @@ def test_sample_usage(lab, hardware, thresholds):
         assert _is_number(gpu["memory_used_mb"]) and gpu["memory_used_mb"] >= 0, (
             f"sample_usage()['gpus'][{index}]['memory_used_mb'] is {gpu['memory_used_mb']!r}; "
             "it must be the MiB in use now")
+
+
+def _cpu_sample(lab) -> tuple[float, float | None]:
+    """The student's cpu_percent, and the machine's CPU use the grader read around the same call."""
+    before = cpu_times()
+    result = lab.call("hardware.sample_usage")
+    after = cpu_times()
+    cpu = result.get("cpu_percent") if isinstance(result, dict) else None
+    assert _is_number(cpu), (
+        f"sample_usage() returned {result!r}; it must return a dict whose cpu_percent is a number "
+        "(the machine's CPU use in percent, e.g. psutil.cpu_percent(interval=0.1))")
+    return float(cpu), cpu_busy_percent(before, after)
+
+
+def test_sample_usage_under_load(lab, thresholds):
+    lab.ping()  # the worker is up before the first window is read
+    share, rise_min = thresholds["cpu_load_share"], thresholds["cpu_rise_min_pct"]
+    idle = [_cpu_sample(lab) for _ in range(3)]
+    with CpuLoad(seconds=thresholds["cpu_load_s"]) as load:
+        load.wait_busy()
+        loaded = [_cpu_sample(lab) for _ in range(3)]
+    s0 = statistics.median(s for s, _ in idle)
+    s1 = statistics.median(s for s, _ in loaded)
+    t0 = statistics.median(t for _, t in idle if t is not None) if any(t is not None for _, t in idle) else None
+    t1 = statistics.median(t for _, t in loaded if t is not None) if any(t is not None for _, t in loaded) else None
+    if t1 is None:  # the grader's own reading failed: an error of the grader, scored as such
+        raise RuntimeError("the machine's CPU times did not move during the samples")
+    samples = ", ".join(f"{s:g}" for s, _ in loaded)
+    assert s1 >= share * t1, (
+        f"while a CPU-heavy run kept this machine {t1:.0f}% busy, sample_usage() reported cpu_percent "
+        f"{samples} (at least {share * t1:.0f} expected; {s0:g} before the run): sample the whole "
+        "machine's CPU use over a short interval (e.g. psutil.cpu_percent(interval=0.1)), not a constant "
+        "and not only your own process")
+    if t0 is not None and t1 - t0 >= rise_min:
+        assert s1 - s0 >= share * (t1 - t0), (
+            f"sample_usage()'s cpu_percent did not follow the load: {s0:g} before and {s1:g} during a "
+            f"CPU-heavy run, while this machine went from {t0:.0f}% to {t1:.0f}% busy (a rise of at least "
+            f"{share * (t1 - t0):.0f} points expected); sample the CPU use now, over a short interval, "
+            "not a stale or made-up figure")

@@ -47,6 +47,8 @@ class Mutant:
     others_must_pass: bool = True
     # a reason this mistake cannot be told from the truth on this machine (then the test skips), or None
     undetectable_here: Callable[[], str | None] | None = None
+    # environment variables of the grader's run (e.g. INFERGRADE_FAKE_NVML: GPUs from the fake NVML)
+    env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert self.edits or self.add_files, f"{self.name}: a mutant must change something"
@@ -196,8 +198,9 @@ _ALL = [
                 "    )\n"
                 "    return (weights + kv_cache) * float(overhead) / GB\n",
                 "    return weights * float(overhead) / GB  # mistake: the KV cache is forgotten\n")],
-        expect_lost=("test_estimate_kv_cache",),
-        expect_message={"test_estimate_kv_cache": ("KV cache",)},
+        expect_lost=("test_estimate_kv_cache", "test_estimate_real_models"),
+        expect_message={"test_estimate_kv_cache": ("KV cache",),
+                        "test_estimate_real_models": ("KV cache is missing",)},
     ),
     Mutant(
         "hardware_bits_as_bytes", "hardware",
@@ -230,6 +233,52 @@ _ALL = [
         edits=[(HARDWARE, _FITS, '    kw = {**kw, "overhead": 1.0}  # mistake: the overhead is ignored\n' + _FITS)],
         expect_lost=("test_fits",),
         expect_message={"test_fits": ("overhead",)},
+    ),
+    Mutant(
+        "hardware_sample_constant", "hardware",
+        "sample_usage() returns made-up constant numbers instead of sampling the machine",
+        edits=[(HARDWARE, '    return {"cpu_percent": float(cpu), "ram_used_mb": int(ram_used // MIB), "gpus": gpus}\n',
+                '    return {"cpu_percent": 12.5, "ram_used_mb": 4096, "gpus": gpus}  # mistake: made-up numbers\n')],
+        expect_lost=("test_sample_usage_under_load",),
+        expect_message={"test_sample_usage_under_load": ("CPU-heavy run", "12.5", "not a constant")},
+    ),
+    Mutant(
+        "hardware_cpu_own_process", "hardware",
+        "sample_usage() reads the CPU use of its own process, not of the machine",
+        edits=[(HARDWARE, "    cpu = psutil.cpu_percent(interval=0.1)\n",
+                "    cpu = psutil.Process().cpu_percent(interval=0.1)  # mistake: this process only\n")],
+        expect_lost=("test_sample_usage_under_load",),
+        expect_message={"test_sample_usage_under_load": ("CPU-heavy run", "not only your own process")},
+    ),
+    # GPU mistakes, graded with the fake NVML's one 24 GB and two 80 GB GPUs (these machines have none)
+    Mutant(
+        "hardware_gpus_never_read", "hardware",
+        "detect() never asks NVML: only torch's CUDA devices (none with a CPU build of torch)",
+        edits=[(HARDWARE, "    gpus = _nvml_gpus()\n    if gpus is None:\n        gpus = _torch_gpus()\n",
+                "    gpus = _torch_gpus()  # mistake: NVML is never asked\n")],
+        expect_lost=("test_detect_matches_machine",),
+        expect_message={"test_detect_matches_machine": ("reports 0 GPU(s) but this machine has 3",
+                                                        "NVIDIA A100-SXM4-80GB")},
+        env={"INFERGRADE_FAKE_NVML": "mixed"},
+    ),
+    Mutant(
+        "hardware_first_gpu_only", "hardware",
+        "only the first GPU is read",
+        edits=[(HARDWARE, "        for index in range(pynvml.nvmlDeviceGetCount()):\n",
+                "        for index in range(min(1, pynvml.nvmlDeviceGetCount())):  # mistake: GPU 0 only\n")],
+        expect_lost=("test_detect_matches_machine", "test_sample_usage"),
+        expect_message={"test_detect_matches_machine": ("reports 1 GPU(s) but this machine has 3",),
+                        "test_sample_usage": ("1 GPU(s)", "has 3")},
+        env={"INFERGRADE_FAKE_NVML": "mixed"},
+    ),
+    Mutant(
+        "hardware_gpu_memory_in_mb", "hardware",
+        "GPU memory in MB (10**6 bytes) where *_mb are MiB",
+        edits=[(HARDWARE, '"memory_total_mb": int(memory.total // MIB),',
+                '"memory_total_mb": int(memory.total // 10**6),  # mistake: MB, not MiB')],
+        expect_lost=("test_detect_matches_machine",),
+        expect_message={"test_detect_matches_machine": ("MiB",)},
+        env={"INFERGRADE_FAKE_NVML": "small"},
     ),
 ]
 

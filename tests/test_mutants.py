@@ -51,11 +51,14 @@ def test_every_mutant_builds_and_differs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
-def test_mutant_loses_its_points(name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_mutant_loses_its_points(name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     mutant: Mutant = MUTANTS[name]
     reason = mutant.undetectable_here() if mutant.undetectable_here else None
     if reason:
         pytest.skip(reason)
+    for key, value in mutant.env.items():  # the grading run (a child process) inherits them
+        monkeypatch.setenv(key, value)
     seed = mutant.seed if mutant.seed is not None else random.SystemRandom().randrange(1, 2**31)
     graded = _grade(build(mutant, tmp_path / name), mutant.checkpoint, seed, tmp_path / "report.json")
     checkpoint, where = graded["checkpoint"], f"{name} (seed {seed})"

@@ -1,12 +1,15 @@
 """``python -m grading doctor``: is this machine ready for the chapter, and which tiers can run here?
 
-Checks the hardware against the chapter's minimum and recommended figures, which local services answer
-(Ollama on 127.0.0.1:11434, vLLM on 127.0.0.1:8000), port conflicts, whether a Hugging Face token is
-set (its value is never shown, not even masked), the sandbox's isolation layers, and which grading
-tiers are usable. Prints one table with ok / warn / fail and a one-line fix per problem. The exit code
-is 0 whatever it finds: a weak machine is information, not an error.
+Checks the hardware (the same detection the ``hardware`` checkpoint grades with, grading/hardware.py)
+against the chapter's minimum and recommended figures and its model table (grading/hardware_table.toml:
+which 7B/13B/70B models fit here, at which precision), which local services answer (Ollama on
+127.0.0.1:11434, vLLM on 127.0.0.1:8000, or the URLs given), port conflicts, whether a Hugging Face
+token is set (its value is never shown, not even masked), the sandbox's isolation layers, and which
+grading tiers are usable. Prints one table with ok / warn / fail and a one-line fix per problem. The
+exit code is 0 whatever it finds (a weak machine is information, not an error), unless ``--strict``
+asks for 1 when a check fails; 2 for a bad option.
 
-Only the loopback interface is contacted, with short timeouts.
+Only the services' URLs are contacted (by default on the loopback interface), with short timeouts.
 """
 
 from __future__ import annotations
@@ -18,21 +21,13 @@ import os
 import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-HELP = """Check this machine before starting the chapter's lab.
-
-Hardware (minimum / recommended): CPU 4 / 8 cores, RAM 16 / 32 GB, GPU 8 GB VRAM (7B models) /
-16 GB VRAM (13B models), disk 50 / 100 GB free. Services: Ollama on 127.0.0.1:11434 (GET /api/version)
-and vLLM on 127.0.0.1:8000 (GET /health), and whether something else holds those ports. Token: whether
-HF_TOKEN is set or a stored login exists (never shown). Isolation: bubblewrap and cgroups for the
-grader's sandbox. Tiers: sim (always), local (vllm or llama_cpp installed), live (services answer).
-
-Every row is ok, warn or fail, with a one-line fix. The exit code is 0 whatever is found; only the
-loopback interface is contacted."""
+from grading.hardware import hardware_table, model_fit
 
 HOST = "127.0.0.1"
 OLLAMA_PORT = 11434
@@ -40,11 +35,29 @@ VLLM_PORT = 8000
 GB = 10**9
 MIB = 2**20
 
-# The chapter's figures: (minimum, recommended).
-CPU_CORES = (4, 8)
-RAM_GB = (16, 32)
-VRAM_GB = (8, 16)          # 7B models / 13B models
-DISK_FREE_GB = (50, 100)
+# The chapter's figures, (minimum, recommended), from grading/hardware_table.toml.
+_REQUIREMENTS = hardware_table()["requirements"]
+CPU_CORES = tuple(_REQUIREMENTS["cpu_cores"])
+RAM_GB = tuple(_REQUIREMENTS["ram_gb"])
+VRAM_GB = tuple(_REQUIREMENTS["vram_gb"])          # 7B models / 13B models
+DISK_FREE_GB = tuple(_REQUIREMENTS["disk_free_gb"])
+
+_ESTIMATE = hardware_table()["estimate"]
+HELP = f"""Check this machine before starting the chapter's lab.
+
+Hardware (minimum / recommended): CPU {CPU_CORES[0]} / {CPU_CORES[1]} cores, RAM {RAM_GB[0]} / {RAM_GB[1]} GB, GPU {VRAM_GB[0]} GB VRAM (7B models) /
+{VRAM_GB[1]} GB VRAM (13B models), disk {DISK_FREE_GB[0]} / {DISK_FREE_GB[1]} GB free; GPUs are read with NVML, as the hardware
+checkpoint reads them. Models: which of the chapter's 7B, 13B and 70B models fit here at 16, 8 and
+4 bits (weights plus the KV cache of a {_ESTIMATE["doctor_context"]}-token context, times {_ESTIMATE["overhead"]}), on one GPU, on several
+(tensor parallel) or only in RAM. Services: Ollama on 127.0.0.1:11434 (GET /api/version) and vLLM
+on 127.0.0.1:8000 (GET /health), or the URLs given, and whether something else holds those ports.
+Token: whether HF_TOKEN is set or a stored login exists (never shown). Isolation: bubblewrap and
+cgroups for the grader's sandbox. Tiers: sim (always), local (vllm or llama_cpp installed), live
+(services answer).
+
+Every row is ok, warn or fail, with a one-line fix. The exit code is 0 whatever is found (1 with
+--strict when a row fails); only the services' URLs are contacted, by default on the loopback
+interface."""
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 STYLE = {OK: "green", WARN: "yellow", FAIL: "red"}
@@ -67,7 +80,32 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=float, default=0.5,
                         help="seconds to wait for each local service (default: 0.5)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON instead of a table")
+    parser.add_argument("--ollama-url", type=_service_url, default=None, metavar="URL",
+                        help=f"where Ollama should answer (default: http://{HOST}:{OLLAMA_PORT})")
+    parser.add_argument("--vllm-url", type=_service_url, default=None, metavar="URL",
+                        help=f"where vLLM should answer (default: http://{HOST}:{VLLM_PORT})")
+    parser.add_argument("--strict", action="store_true", help="exit with 1 when a check fails (for scripts)")
     parser.set_defaults(func=main)
+
+
+def _service_url(value: str) -> str:
+    """An http(s) URL with a host (a trailing slash or /v1 is dropped: the probes add their own paths)."""
+    parts = urllib.parse.urlsplit(value.strip())
+    try:
+        parts.port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http(s) URL such as http://127.0.0.1:11434")
+    path = parts.path.rstrip("/")
+    if path.endswith("/v1"):
+        path = path[:-3]
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or HOST, parts.port or (443 if parts.scheme == "https" else 80)
 
 
 # -- hardware ------------------------------------------------------------------------------------
@@ -100,12 +138,21 @@ def hardware_checks(hw: dict[str, Any]) -> list[Check]:
         largest = max(gpus, key=lambda g: float(g.get("memory_total_mb") or 0.0))
         vram_gb = float(largest.get("memory_total_mb") or 0.0) * MIB / GB
         status = _grade(vram_gb, *VRAM_GB)
-        names = ", ".join(str(g.get("name")) for g in gpus)
+        listed = "; ".join(f"[{i}] {g.get('name')} {float(g.get('memory_total_mb') or 0.0) * MIB / GB:.1f} GB "
+                           f"({float(g.get('memory_used_mb') or 0.0) * MIB / GB:.1f} GB in use)"
+                           for i, g in enumerate(gpus))
         fixes = {OK: "", WARN: f"7B models fit; 13B models need {VRAM_GB[1]} GB (or 4-bit quantization)",
                  FAIL: "use 4-bit quantized small models, CPU offload, or the sim tier"}
         checks.append(Check("hardware", "GPU", status,
-                            f"{len(gpus)} GPU(s): {names}; largest {vram_gb:.1f} GB VRAM "
+                            f"{len(gpus)} GPU(s): {listed}; largest {vram_gb:.1f} GB VRAM "
                             f"(7B needs {VRAM_GB[0]} GB, 13B {VRAM_GB[1]} GB)", fixes[status]))
+    if hw.get("fake_nvml"):
+        checks.append(Check("hardware", "GPU source", WARN,
+                            f"GPUs above come from a fake NVML (INFERGRADE_FAKE_NVML={hw['fake_nvml']}), "
+                            "a setting for the grader's own tests", "unset INFERGRADE_FAKE_NVML"))
+    if hw.get("nvidia_driver"):
+        cuda_driver = f", CUDA {hw['cuda_driver']}" if hw.get("cuda_driver") else ""
+        checks.append(Check("hardware", "NVIDIA driver", OK, f"driver {hw['nvidia_driver']}{cuda_driver} (NVML)"))
     cuda = hw.get("cuda")
     if gpus and cuda is False:
         checks.append(Check("hardware", "CUDA (torch)", WARN, "torch is installed but cannot use the GPU",
@@ -125,6 +172,40 @@ def hardware_checks(hw: dict[str, Any]) -> list[Check]:
                             f"(minimum {DISK_FREE_GB[0]}, recommended {DISK_FREE_GB[1]})",
                             "" if status == OK else
                             "free space, or point HF_HOME / OLLAMA_MODELS at a bigger disk"))
+    if hw.get("hardware_class"):
+        what = {"cpu": "no GPU", "gpu_small": "largest GPU under 12 GiB", "gpu_large": "a GPU of 12 GiB or more"}
+        checks.append(Check("hardware", "class", OK, f"{hw['hardware_class']} "
+                            f"({what.get(hw['hardware_class'], 'as detected')}): the grader's thresholds "
+                            "for this class apply"))
+    return checks
+
+
+# -- models --------------------------------------------------------------------------------------
+_WHERE = {"gpu": "on 1 GPU", "ram": "in RAM only (CPU inference, slow)", None: "does not fit"}
+
+
+def model_checks(hw: dict[str, Any], fit: list[dict[str, Any]] | None = None) -> list[Check]:
+    """One row per model of the chapter's table: at which precision it fits this machine, and where.
+    ok: some precision fits one GPU; warn otherwise (never fail: a big model is not a broken machine)."""
+    checks = []
+    for row in fit if fit is not None else model_fit(hw):
+        parts = []
+        for option in row["options"]:
+            where = (f"on {row['gpus_parallel']} GPUs (tensor parallel)" if option["fits"] == "gpus"
+                     else _WHERE[option["fits"]])
+            parts.append(f"{option['bits']}-bit {option['gb']:.1f} GB {where}")
+        on_gpu = [o["bits"] for o in row["options"] if o["fits"] == "gpu"]
+        status = OK if on_gpu else WARN
+        if on_gpu:
+            fix = ""
+        elif any(o["fits"] == "gpus" for o in row["options"]):
+            fix = f"serve it across GPUs (vllm serve --tensor-parallel-size {row['gpus_parallel']})"
+        elif any(o["fits"] == "ram" for o in row["options"]):
+            fix = "a GPU with more memory, or Ollama's 4-bit tags on CPU (slow); a smaller model is faster"
+        else:
+            fix = "a smaller model, a shorter context or a machine with more memory"
+        checks.append(Check("models", f"{row['model']} ({row['size']})", status,
+                            f"context {row['context_len']}: " + "; ".join(parts), fix))
     return checks
 
 
@@ -141,9 +222,9 @@ def http_get(url: str, timeout: float) -> tuple[int | None, bytes]:
         return None, b""
 
 
-def port_listening(port: int, timeout: float) -> bool:
+def port_listening(port: int, timeout: float, host: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -162,8 +243,9 @@ def port_owner(port: int) -> str:
     return ""
 
 
-def probe_ollama(timeout: float) -> tuple[bool, str]:
-    status, body = http_get(f"http://{HOST}:{OLLAMA_PORT}/api/version", timeout)
+def probe_ollama(timeout: float, url: str | None = None) -> tuple[bool, str]:
+    base = url or f"http://{HOST}:{OLLAMA_PORT}"
+    status, body = http_get(f"{base}/api/version", timeout)
     if status == 200:
         try:
             version = json.loads(body).get("version")
@@ -174,27 +256,34 @@ def probe_ollama(timeout: float) -> tuple[bool, str]:
     return False, "" if status is None else f"GET /api/version answered {status}"
 
 
-def probe_vllm(timeout: float) -> tuple[bool, str]:
-    status, _ = http_get(f"http://{HOST}:{VLLM_PORT}/health", timeout)
+def probe_vllm(timeout: float, url: str | None = None) -> tuple[bool, str]:
+    base = url or f"http://{HOST}:{VLLM_PORT}"
+    status, _ = http_get(f"{base}/health", timeout)
     if status == 200:
         return True, "vLLM (GET /health is 200)"
     return False, "" if status is None else f"GET /health answered {status}"
 
 
-def service_checks(timeout: float) -> tuple[list[Check], dict[str, bool]]:
+def service_checks(timeout: float, ollama_url: str | None = None,
+                   vllm_url: str | None = None) -> tuple[list[Check], dict[str, bool]]:
+    """Whether Ollama and vLLM answer at their URLs (default: the loopback's ports 11434 and 8000), and,
+    where they do not, whether something else holds the port."""
     checks, answering = [], {}
-    services = (("ollama", "Ollama", OLLAMA_PORT, probe_ollama,
+    ollama_url = ollama_url or f"http://{HOST}:{OLLAMA_PORT}"
+    vllm_url = vllm_url or f"http://{HOST}:{VLLM_PORT}"
+    services = (("ollama", "Ollama", ollama_url, probe_ollama,
                  "start it with `ollama serve` (or practise with `python -m grading serve ollama`)"),
-                ("vllm", "vLLM", VLLM_PORT, probe_vllm,
+                ("vllm", "vLLM", vllm_url, probe_vllm,
                  "start it with `vllm serve MODEL --port 8000` (or practise with `python -m grading serve vllm`)"))
-    for key, title, port, probe, start_fix in services:
-        ok, what = probe(timeout)
+    for key, title, url, probe, start_fix in services:
+        ok, what = probe(timeout, url)
         answering[key] = ok
-        where = f"{HOST}:{port}"
+        host, port = _host_port(url)
+        where = f"{host}:{port}"
         if ok:
             checks.append(Check("services", title, OK, f"{what} answers on {where}"))
-        elif port_listening(port, timeout):
-            owner = port_owner(port)
+        elif port_listening(port, timeout, host):
+            owner = port_owner(port) if host in (HOST, "localhost", "::1") else ""
             holder = owner or "another program"
             detail = f"port conflict: {holder} listens on {where} but is not {title}"
             if what:
@@ -305,13 +394,16 @@ def tier_checks(answering: dict[str, bool], has_token: bool) -> list[Check]:
 
 
 # -- command -------------------------------------------------------------------------------------
-def run_checks(path: Path | None = None, timeout: float = 0.5) -> tuple[dict[str, Any], list[Check]]:
+def run_checks(path: Path | None = None, timeout: float = 0.5, *, ollama_url: str | None = None,
+               vllm_url: str | None = None) -> tuple[dict[str, Any], list[Check]]:
     from grading.hardware import detect_hardware
 
     hw = detect_hardware(path)
     hw["disk_path"] = str((path or Path.cwd()).resolve())
+    hw["models"] = model_fit(hw)
     checks = hardware_checks(hw)
-    found, answering = service_checks(timeout)
+    checks += model_checks(hw, hw["models"])
+    found, answering = service_checks(timeout, ollama_url, vllm_url)
     checks += found
     token, has_token = token_check()
     checks.append(token)
@@ -341,9 +433,12 @@ def print_table(hw: dict[str, Any], checks: list[Check]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    hw, checks = run_checks(getattr(args, "path", None), float(getattr(args, "timeout", 0.5)))
+    hw, checks = run_checks(getattr(args, "path", None), float(getattr(args, "timeout", 0.5)),
+                            ollama_url=getattr(args, "ollama_url", None), vllm_url=getattr(args, "vllm_url", None))
     if getattr(args, "json", False):
         print(json.dumps({"hardware": hw, "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         print_table(hw, checks)
+    if getattr(args, "strict", False) and any(c.status == FAIL for c in checks):
+        return 1
     return 0
