@@ -88,6 +88,20 @@ def scores(out: Path) -> list[str]:
         return [row["score"] for row in csv.DictReader(handle)]
 
 
+def lost_points(out: Path) -> list[str]:
+    """Each test that lost points in some submission, with how often: timing items under CPU contention."""
+    import collections
+    import json
+
+    lost: collections.Counter = collections.Counter()
+    for report in sorted((out / "submissions").glob("*/report.json")):
+        for checkpoint in json.loads(report.read_text()).get("checkpoints", []):
+            for test in checkpoint.get("tests", []):
+                if test.get("outcome") == "failed":
+                    lost[f"{checkpoint['id']}::{test['name']}: {str(test.get('message'))[:700]}"] += 1
+    return [f"{count}x {what}" for what, count in lost.most_common()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=50)
@@ -107,13 +121,15 @@ def main() -> int:
         print(f"batch of {args.n} reference copies (sim tier{', only ' + args.only if args.only else ''}): "
               f"{elapsed:.1f} s with --jobs {jobs[1] if jobs else '?'} -> {60 * args.n / elapsed:.1f} submissions/minute")
         print(f"  scores: {sorted(set(got))} (all {len(got)} equal: {len(set(got)) == 1})")
+        for line in lost_points(tmp_path / "out"):
+            print(f"  lost: {line}")
         print(f"  peak RSS of one submission's grading processes: {sampler.peak_worker_mb:.0f} MiB; "
               f"whole batch: {sampler.peak_total_mb:.0f} MiB; peak CPU {sampler.peak_cpu:.0f} %")
         if args.subset:
             sub = make_source(tmp_path / "subset", args.subset)
             times = {}
             for mode in ("process", "auto"):
-                t, _, _ = run_batch(sub, tmp_path / f"out-{mode}", extra + ["--isolation", mode])
+                t, _, _ = run_batch(sub, tmp_path / f"out-{mode}", extra + ["--isolation", mode, "--allow-weak-isolation"])
                 times[mode] = t
             overhead = 100 * (times["auto"] - times["process"]) / times["process"]
             print(f"isolation on {args.subset} copies: process {times['process']:.1f} s, auto (bwrap+cgroups "

@@ -54,6 +54,7 @@ def observe(lab: Any, server: Any, target: str, *args: Any, env: dict | None = N
     value = lab.call(target, *args, env=env, **kwargs)
     t1 = time.monotonic()
     records = [r for r in server.log.records(service="ollama") if t0 <= r.t_start <= t1]
+    server.log.wait_finished(records)
     return Observed(value, sorted(records, key=lambda r: r.t_start))
 
 

@@ -61,6 +61,7 @@ def observe(lab: Any, server: Any, call: str, target: str, *args: Any, **kwargs:
                              f"server: {describe_records(seen)})") from None
     t1 = time.monotonic()
     records = [r for r in server.log.records(service="vllm") if t0 <= r.t_start <= t1]
+    server.log.wait_finished(records)
     return value, sorted(records, key=lambda r: r.t_start)
 
 

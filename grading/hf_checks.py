@@ -50,7 +50,9 @@ def observe(lab: Any, sim: Any, target: str, *args: Any, **kwargs: Any) -> Obser
     t0 = time.monotonic()
     value = lab.call(target, *args, **kwargs)
     t1 = time.monotonic()
-    return Observed(value=value, records=records_between(sim, t0, t1), t0=t0, t1=t1)
+    records = records_between(sim, t0, t1)
+    sim.log.wait_finished(records)
+    return Observed(value=value, records=records, t0=t0, t1=t1)
 
 
 def records_between(sim: Any, t0: float, t1: float) -> list:

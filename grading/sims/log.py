@@ -140,6 +140,15 @@ class RequestLog:
             except Exception:  # a display hook must never fail a request
                 pass
 
+    @staticmethod
+    def wait_finished(records: list[RequestRecord], timeout_s: float = 2.0) -> None:
+        """Wait (at most ``timeout_s``) until every record has its end stamped. A client may return as
+        soon as it has read a stream's last event (``data: [DONE]``), a moment before the server's
+        handler closes the response and stamps ``t_end``; on a busy machine that moment grows."""
+        deadline = time.monotonic() + timeout_s
+        while any(r.t_end is None for r in records) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def records(self, **filters: Any) -> list[RequestRecord]:
         """Records whose fields equal the given values, in arrival order.
 
@@ -287,8 +296,10 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     """Signal handler: stamp status and ``t_first_byte`` as the headers go out.
 
     It also makes the response stamp ``t_end`` just before its final write,
-    so a client that has read the whole response always finds the record
-    complete (status, outcome, t_end) — no race with the server thread.
+    so a client that has read the whole response finds the record complete
+    (status, outcome, t_end); a streaming client that stops at the last event
+    (``data: [DONE]``) may return just before that: see
+    :meth:`RequestLog.wait_finished`.
     ``SimServer`` installs it; add it to ``app.on_response_prepare`` yourself
     when using :func:`log_middleware` without a SimServer.
     """
