@@ -37,6 +37,9 @@ class TestItem:
     description: str = ""
     visibility: str = "visible"
     manual: bool = False
+    #: judged against measured times: may fail for a correct solution on a saturated machine, so a
+    #: batch grades a submission that lost such an item again, alone (grading/batch/runner.py)
+    timing: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class Rubric:
 
 
 def _test_item(checkpoint_id: str, data: dict[str, Any]) -> TestItem:
-    unknown = set(data) - {"name", "points", "description", "visibility", "manual"}
+    unknown = set(data) - {"name", "points", "description", "visibility", "manual", "timing"}
     if unknown:
         raise RubricError(f"{checkpoint_id}: unknown key(s) {sorted(unknown)} in test {data.get('name')!r}")
     visibility = data.get("visibility", "visible")
@@ -88,7 +91,8 @@ def _test_item(checkpoint_id: str, data: dict[str, Any]) -> TestItem:
     if points < 0:
         raise RubricError(f"{checkpoint_id}.{data['name']}: negative points")
     return TestItem(name=str(data["name"]), points=points, description=str(data.get("description", "")),
-                    visibility=visibility, manual=bool(data.get("manual", False)))
+                    visibility=visibility, manual=bool(data.get("manual", False)),
+                    timing=bool(data.get("timing", False)))
 
 
 def load_rubric(path: Path | None = None) -> Rubric:

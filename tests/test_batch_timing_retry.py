@@ -1,0 +1,40 @@
+"""A batch that grades several submissions at once grades again, alone, each one that lost an item the
+rubric marks ``timing = true`` (measured times a saturated machine can spoil), and keeps that result."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from grading.batch.runner import BatchOptions, run_batch
+from grading.context import REPO_ROOT
+
+
+def test_timing_losses_are_graded_again_alone(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(REPO_ROOT / "reference", src / "honest", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_ROOT / "student_template", src / "stubs", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "out"
+    summary = run_batch(BatchOptions(src=src, out=out, jobs=2, only="hardware", quiet=True, seed=4,
+                                     allow_weak_isolation=True))
+    events = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    done = [e for e in events if e.get("event") == "done"]
+    honest = [e for e in done if e["key"] == "honest"]     # full marks: graded once (unless this machine
+    assert len(honest) == 1 or "graded_alone_after" in honest[-1], honest   # was saturated: then again alone)
+    again = [e for e in done if e["key"] == "stubs"]
+    assert len(again) == 2 and "graded_alone_after" not in again[0], again
+    assert "hardware.test_sample_usage" in again[1]["graded_alone_after"], again[1]
+    assert any("graded again alone" in note for note in summary["notes"]), summary["notes"]
+    rows = {row["student_id"]: row for row in summary["rows"]}
+    assert rows["honest"]["score"] == rows["honest"]["max_score"] and rows["stubs"]["score"] == 0
+
+
+def test_one_at_a_time_is_not_graded_twice(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(REPO_ROOT / "student_template", src / "stubs", ignore=shutil.ignore_patterns("__pycache__"))
+    summary = run_batch(BatchOptions(src=src, out=tmp_path / "out", jobs=1, only="hardware", quiet=True,
+                                     allow_weak_isolation=True))
+    done = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
+            if json.loads(line).get("event") == "done"]
+    assert len(done) == 1 and not any("graded again" in note for note in summary["notes"])
