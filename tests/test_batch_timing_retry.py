@@ -7,13 +7,16 @@ import json
 import shutil
 from pathlib import Path
 
+from grading.batch.manifest import Manifest
 from grading.batch.runner import BatchOptions, run_batch
 from grading.context import REPO_ROOT
+from mutants import MUTANTS, build
 
 
 def test_timing_losses_are_graded_again_alone(tmp_path: Path) -> None:
     src = tmp_path / "src"
     shutil.copytree(REPO_ROOT / "reference", src / "honest", ignore=shutil.ignore_patterns("__pycache__"))
+    build(MUTANTS["hardware_sample_constant"], src / "constant")       # loses a timing item on any machine
     shutil.copytree(REPO_ROOT / "student_template", src / "stubs", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path / "out"
     summary = run_batch(BatchOptions(src=src, out=out, jobs=2, only="hardware", quiet=True, seed=4,
@@ -22,12 +25,15 @@ def test_timing_losses_are_graded_again_alone(tmp_path: Path) -> None:
     done = [e for e in events if e.get("event") == "done"]
     honest = [e for e in done if e["key"] == "honest"]     # full marks: graded once (unless this machine
     assert len(honest) == 1 or "graded_alone_after" in honest[-1], honest   # was saturated: then again alone)
-    again = [e for e in done if e["key"] == "stubs"]
+    again = [e for e in done if e["key"] == "constant"]
     assert len(again) == 2 and "graded_alone_after" not in again[0], again
-    assert "hardware.test_sample_usage" in again[1]["graded_alone_after"], again[1]
+    assert "hardware.test_sample_usage_under_load" in again[1]["graded_alone_after"], again[1]
+    assert [e["key"] for e in done].count("stubs") == 1      # "not implemented": no quieter run changes it
+    assert set(Manifest(out / "manifest.jsonl").done_counts().values()) == {1}
     assert any("graded again alone" in note for note in summary["notes"]), summary["notes"]
     rows = {row["student_id"]: row for row in summary["rows"]}
     assert rows["honest"]["score"] == rows["honest"]["max_score"] and rows["stubs"]["score"] == 0
+    assert rows["constant"]["score"] < rows["honest"]["score"]
 
 
 def test_one_at_a_time_is_not_graded_twice(tmp_path: Path) -> None:

@@ -90,9 +90,12 @@ class Manifest:
         return seeds[-1] if seeds else None
 
     def done_counts(self) -> dict[str, int]:
+        """How many times each key was graded, not counting a deliberate second grading alone after a
+        timing item was lost in a parallel run (``graded_alone_after``)."""
         counts: dict[str, int] = {}
         for record in self.events("done"):
-            counts[record["key"]] = counts.get(record["key"], 0) + 1
+            if "graded_alone_after" not in record:
+                counts[record["key"]] = counts.get(record["key"], 0) + 1
         return counts
 
 
