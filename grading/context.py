@@ -22,6 +22,7 @@ class GradingContext:
     official: bool = False
     isolation_mode: str = "auto"
     isolation: str = ""                 # filled in by the first worker started
+    notes: list[str] = field(default_factory=list)   # for the report: e.g. files left out of the copy
     only: list[str] | None = None
     hardware: dict = field(default_factory=dict)
 

@@ -93,6 +93,10 @@ def lab(request: pytest.FixtureRequest, grading_context: GradingContext, service
     except SandboxUnavailable as exc:
         pytest.fail(f"the submission cannot be graded: {exc}", pytrace=False)
     grading_context.isolation = grading_context.isolation or sandbox.isolation
+    for dropped in sandbox.dropped:
+        note = f"left out of the copy graded: {dropped}"
+        if note not in grading_context.notes:
+            grading_context.notes.append(note)
     try:
         yield sandbox
     finally:

@@ -162,6 +162,7 @@ def build_report(config: pytest.Config) -> dict[str, Any]:
         "submission": context.submission.name, "tier": context.tier, "score": score, "max_score": max_score,
         "duration_s": round(time.monotonic() - config.stash[STARTED_KEY], 3),
         "hardware": context.hardware, "isolation": context.isolation or "none (no student code was run)",
+        "notes": list(context.notes),
         "seed": context.seed, "grader_version": __version__,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "error": None,
         "checkpoints": checkpoints,

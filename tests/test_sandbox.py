@@ -16,7 +16,7 @@ from grading.sandbox.limits import Limits
 
 HOSTILE = Path(__file__).parent / "hostile" / "inference_lab_hostile.py"
 LIMITS = Limits(call_timeout_s=4, memory_mb=384, max_procs=40, output_bytes=1_000_000,
-                reply_bytes=4_000_000, file_size_mb=16)
+                reply_bytes=4_000_000, file_size_mb=16, disk_mb=64)
 ISOLATION = "bwrap" if os.environ.get("CI") else "auto"
 
 
@@ -194,3 +194,44 @@ def test_watched_secret_found_in_any_amount_of_output(submission: Path) -> None:
         assert any(line.startswith("token is hf_SECRET123") for line in lines)
         assert any("SECRET123" in line and line.startswith("y") for line in lines)
         assert len(lines) == 2
+
+
+def test_filling_its_folder_is_stopped(box: Sandbox) -> None:
+    """Many files under the per-file limit: the folder's growth is capped (grading/sandbox/diskwatch.py)."""
+    with pytest.raises(errors.DiskLimitExceeded, match="used more than 64 MiB of disk"):
+        box.call("h.fill_folder", 400, timeout_s=30)
+    assert box.call("h.well_behaved", 2)["x"] == 2
+
+
+def test_links_out_and_special_files_are_left_out_of_the_copy(tmp_path: Path) -> None:
+    root = tmp_path / "sub"
+    (root / "inference_lab").mkdir(parents=True)
+    (root / "inference_lab" / "__init__.py").write_text("")
+    (root / "inference_lab" / "stolen.py").symlink_to("/etc/hostname")
+    (root / "inference_lab" / "inside.py").symlink_to("__init__.py")
+    os.mkfifo(root / "pipe.json")
+    with Sandbox(root, limits=LIMITS, isolation=ISOLATION) as sandbox:
+        assert not (sandbox.root / "inference_lab" / "stolen.py").exists()
+        assert (sandbox.root / "inference_lab" / "inside.py").is_symlink()
+        assert any("stolen.py: a link out of the submission" in d for d in sandbox.dropped), sandbox.dropped
+        assert any("pipe.json: a named pipe" in d for d in sandbox.dropped), sandbox.dropped
+        with pytest.raises(errors.ImportFailed, match="left out of the copy graded"):
+            sandbox.call("stolen.anything")
+
+
+def test_too_deep_folders_are_left_out_with_the_reason(tmp_path: Path) -> None:
+    root = tmp_path / "sub"
+    (root / "inference_lab").mkdir(parents=True)
+    (root / "inference_lab" / "__init__.py").write_text("")
+    (root / "inference_lab" / "ok.py").write_text("def f():\n    return 1\n")
+    here = os.getcwd()
+    os.chdir(root / "inference_lab")        # one level at a time: deeper than PATH_MAX in all
+    try:
+        for _ in range(30):
+            os.mkdir("d" * 200)
+            os.chdir("d" * 200)
+    finally:
+        os.chdir(here)
+    with Sandbox(root, limits=LIMITS, isolation=ISOLATION) as sandbox:
+        assert any("File name too long" in d for d in sandbox.dropped), sandbox.dropped
+        assert sandbox.call("ok.f") == 1

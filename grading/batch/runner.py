@@ -113,7 +113,13 @@ def _task(sub: Submission, opts: BatchOptions, batch_seed: int, work: Path) -> d
     return {"key": sub.key, "student_id": sub.student_id, "source": sub.source, "kind": sub.kind,
             "seed": derive_seed(batch_seed, sub.key) % 2**31, "tier": opts.tier, "only": opts.only,
             "isolation": opts.isolation, "official": opts.official, "timeout_s": opts.timeout_s,
-            "work": str(work)}
+            "work": str(work), "hide": _hidden_folders(opts, work)}
+
+
+def _hidden_folders(opts: BatchOptions, work: Path) -> list[str]:
+    """The batch's sources and outputs (classmates' code and reports, the manifest's seeds): hidden from
+    every worker (an export zip is replaced by an empty file in the worker's view)."""
+    return sorted({str(Path(opts.src).resolve()), str(Path(opts.out).resolve()), str(work.resolve())})
 
 
 def _timing_items_lost(report: dict[str, Any], rubric: Any) -> list[str]:

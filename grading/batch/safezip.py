@@ -1,7 +1,8 @@
 """Extract a submission zip without trusting it: no path traversal, no links, no zip bombs.
 
 Every entry name is checked before anything is written (absolute paths, ``..``, drive letters, NUL,
-over-long names: the whole zip is refused with the reason). Symbolic-link entries are never created
+over-long names, a name given twice or as both a file and a folder: the whole zip is refused with the
+reason). Symbolic-link entries are never created
 (they are skipped and reported: a student's zipped ``.venv`` is full of them). Sizes are counted
 while decompressing — the sizes a zip declares in its headers are not trusted — and extraction
 stops at ``max_total_bytes`` / ``max_file_bytes`` / ``max_entries``.
@@ -69,8 +70,31 @@ def check_names(archive: zipfile.ZipFile, limits: ZipLimits) -> list[zipfile.Zip
     if len(infos) > limits.max_entries:
         raise UnsafeZipError(f"the zip has {len(infos)} entries (at most {limits.max_entries} are accepted); "
                              "leave out virtual environments, caches and data sets")
+    files: dict[PurePosixPath, str] = {}      # path -> entry name, for the entries written as files
+    folders: dict[PurePosixPath, str] = {}    # path -> the entry that makes it a folder
     for info in infos:
-        _member_path(info.filename)
+        rel = _member_path(info.filename)
+        if rel == PurePosixPath(".") or _is_symlink(info):   # links are skipped, never created
+            continue
+        for parent in rel.parents[:-1]:
+            if parent in files:
+                raise UnsafeZipError(f"{files[parent]!r} is both a file and a folder in the zip "
+                                     f"({info.filename!r} is inside it); re-create the zip from the folder")
+            folders.setdefault(parent, info.filename)
+        if info.is_dir():
+            if rel in files:
+                raise UnsafeZipError(f"{files[rel]!r} is both a file and a folder in the zip; "
+                                     "re-create the zip from the folder")
+            folders.setdefault(rel, info.filename)
+        elif rel in files:
+            # Tools disagree on which copy counts (a zip viewer shows the first, extraction keeps the last).
+            raise UnsafeZipError(f"{str(rel)!r} is in the zip twice ({files[rel]!r} and {info.filename!r}); "
+                                 "re-create the zip from the folder")
+        elif rel in folders:
+            raise UnsafeZipError(f"{str(rel)!r} is both a file and a folder in the zip ({info.filename!r} and "
+                                 f"{folders[rel]!r}); re-create the zip from the folder")
+        else:
+            files[rel] = info.filename
     return infos
 
 
@@ -115,10 +139,14 @@ def safe_extract(zip_path: Path, dest: Path, limits: ZipLimits = ZipLimits()) ->
                 target = root / rel
                 if not target.resolve().is_relative_to(root):  # a directory created earlier is a link?
                     raise UnsafeZipError(f"unsafe path in the zip: {info.filename!r}")
-                if info.is_dir() or str(rel) == ".":
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    if info.is_dir() or str(rel) == ".":
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:   # check_names refuses file/folder clashes; this is the backstop
+                    raise UnsafeZipError(f"could not create the folder for {info.filename!r} "
+                                         f"({exc.strerror or exc}); re-create the zip from the folder") from None
                 try:
                     with archive.open(info) as source, open(target, "wb") as out:
                         budget -= _copy_capped(source, out, info.filename, budget, limits)

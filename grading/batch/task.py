@@ -6,7 +6,8 @@ task on another machine run exactly the same code. It never raises: anything tha
 with the reason. The pytest child that ``run_checkpoints`` starts is the submission's own sandbox
 and services; nothing is shared between submissions.
 
-Task keys: ``key, student_id, source, kind, seed, tier, only, isolation, official, timeout_s, work``.
+Task keys: ``key, student_id, source, kind, seed, tier, only, isolation, official, timeout_s, work``,
+``hide`` (folders the workers must not see: the batch's sources and outputs).
 Result keys: ``key, report`` (the report dict, pre-override), ``log`` (pytest's output), ``notes``,
 ``grader_version``.
 """
@@ -68,7 +69,7 @@ def grade_one(task: dict[str, Any]) -> dict[str, Any]:
         report = run_checkpoints(root, out_json=scratch / "report.json", tier=task["tier"], seed=task["seed"],
                                  only=task.get("only"), isolation=task.get("isolation", "auto"),
                                  official=bool(task.get("official")), quiet=True, log_path=log_path,
-                                 timeout_s=task.get("timeout_s"))
+                                 timeout_s=task.get("timeout_s"), hidden_paths=task.get("hide"))
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
         report["submission"] = source.name
         report["student_id"] = task["student_id"]

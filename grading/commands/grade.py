@@ -14,6 +14,7 @@ from typing import Any
 
 from grading.context import CHECKPOINTS_DIR, REPO_ROOT, TIERS
 from grading.rubric import load_rubric
+from grading.sandbox.isolation import HIDDEN_PATHS_ENV
 from grading.seal import SealError, make_key_pipe, seal_path, verify
 from grading.sims.seeds import resolve_seed
 
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
 def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed: int | None = None,
                     only: str | None = None, isolation: str = "auto", official: bool = False,
                     quiet: bool = True, log_path: Path | None = None,
-                    timeout_s: float | None = None) -> dict[str, Any]:
+                    timeout_s: float | None = None, hidden_paths: list[Path] | None = None) -> dict[str, Any]:
     """Run ``pytest checkpoints`` on a submission in a child process and return its scored report.
 
     The child is the grader (trusted); student code runs in workers it starts. Running pytest in a
@@ -71,11 +72,13 @@ def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed
     # Bytecode and pytest's rewritten checkpoints are cached (in grading/ and checkpoints/, never the
     # submission: student code runs only in workers, which do not write any): ~5 s of CPU per run.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if hidden_paths:   # folders the workers must not see (grading/sandbox/isolation.py)
+        env[HIDDEN_PATHS_ENV] = os.pathsep.join(str(Path(p).resolve()) for p in hidden_paths)
     output = None if not quiet else subprocess.PIPE
     try:
         if timeout_s is None:
             proc = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                  text=True, pass_fds=(key_fd,))
+                                  text=True, errors="replace", pass_fds=(key_fd,))
         else:
             proc = _run_with_deadline(command, env, output, timeout_s, pass_fds=(key_fd,))
     finally:
@@ -96,8 +99,9 @@ def _run_with_deadline(command: list[str], env: dict[str, str], output: Any, tim
     """``subprocess.run`` with a deadline that also kills the child's descendants (workers, kernels)."""
     import psutil
 
+    # errors="replace": pytest's output quotes the submission's file names, which need not be UTF-8
     with subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                          text=True, pass_fds=pass_fds) as child:
+                          text=True, errors="replace", pass_fds=pass_fds) as child:
         try:
             stdout, _ = child.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:

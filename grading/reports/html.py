@@ -91,6 +91,7 @@ def _view(report: dict) -> dict:
         "duration": "" if report.get("duration_s") is None else fmt_points(report["duration_s"]),
         "grader_version": one_line(report.get("grader_version", ""), 40),
         "error": clean_text(report.get("error") or "")[:4000],
+        "notes": [one_line(note, 400) for note in (report.get("notes") or [])[:20]],
         "checkpoints": checkpoints,
     }
 

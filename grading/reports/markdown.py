@@ -85,6 +85,10 @@ def _header(report: dict) -> list[str]:
     lines = [f"# Grading report: {md_escape(report.get('submission', ''))}", "", " · ".join(facts), ""]
     if report.get("error"):
         lines += [f"> **Grading could not run:** {md_escape(report['error'], 1000)}", ""]
+    for note in (report.get("notes") or [])[:20]:
+        lines.append(f"> Note: {md_escape(note, 400)}")
+    if report.get("notes"):
+        lines.append("")
     return lines
 
 

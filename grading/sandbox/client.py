@@ -24,9 +24,10 @@ from typing import Any
 
 from grading.sandbox import errors, rpc
 from grading.sandbox.isolation import Plan, make_plan
+from grading.sandbox.diskwatch import DiskWatch
 from grading.sandbox.limits import Limits
+from grading.sandbox.submission_copy import copy_submission
 
-COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".venv", "venv", ".ipynb_checkpoints")
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "TERM", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -132,12 +133,18 @@ class Sandbox:
         self.workdir = self._tmp / "work"
         self.root = self.workdir / "submission"
         self.home = self.workdir / "home"
-        shutil.copytree(self.source, self.root, symlinks=True, ignore=COPY_IGNORE)
+        try:
+            #: what the copy left out (special files, links out of the submission), with the reason
+            self.dropped = copy_submission(self.source, self.root)
+        except errors.SandboxUnavailable:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
         self.home.mkdir(parents=True)
         self.plan: Plan | None = None
         self.proc: subprocess.Popen | None = None
         self.reader: rpc.LineReader | None = None
         self.drain: _OutputDrain | None = None
+        self.disk: DiskWatch | None = None
         self._rpc_out_fd = -1
         self._next_id = 0
         self.used_s = 0.0
@@ -204,6 +211,7 @@ class Sandbox:
             self._stop_process()
             raise errors.SandboxUnavailable(f"unexpected first message from the worker: {hello!r}")
         self.plan.cgroups.mark_oom_baseline()
+        self.disk = DiskWatch(self.workdir, self.limits.disk_mb, on_exceeded=self._kill_now).start()
         self.startup_s = time.monotonic() - started
 
     def close(self) -> None:
@@ -212,7 +220,20 @@ class Sandbox:
             self.plan.cgroups.remove()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def _kill_now(self) -> None:
+        """Kill the worker and all it started, from any thread (the pending call then reports why)."""
+        proc = self.proc
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.plan is not None:
+            self.plan.cgroups.kill_all()
+
     def _stop_process(self) -> None:
+        if self.disk is not None:
+            self.disk.stop()
         proc, self.proc = self.proc, None
         if proc is not None:
             try:
@@ -272,7 +293,11 @@ class Sandbox:
                                    "to the grader's pipe?)", target=label)
         if reply.get("ok"):
             return reply.get("value")
-        raise self._error_from_reply(reply.get("error") or {}, label)
+        error = dict(reply.get("error") or {})
+        if error.get("stage") == "import" and self.dropped:   # e.g. a module that was a link out
+            error["message"] = (f"{error.get('message', '')} (left out of the copy graded: "
+                                f"{'; '.join(self.dropped[:5])})")
+        raise self._error_from_reply(error, label)
 
     def _await_reply(self, timeout: float, output_before: int, label: str) -> dict[str, Any]:
         assert self.reader is not None and self.drain is not None
@@ -310,6 +335,14 @@ class Sandbox:
                     "Print less (log a summary).", target=label)
             return reply
 
+    def _redacted(self, text: str) -> str:
+        """``text`` with every watched secret (the canary) masked: output quoted in a report must not
+        carry it there (that it was printed is reported on its own)."""
+        for secret in sorted(self.watch_output, key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "[token hidden]")
+        return text
+
     def _crash_error(self, label: str, cause: Exception) -> errors.StudentCodeError:
         proc = self.proc
         code = None
@@ -319,8 +352,13 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 code = None
         oom = self.plan is not None and self.plan.cgroups.oom_killed()
+        disk_full = self.disk is not None and self.disk.exceeded
         _, tail = self.drain.snapshot() if self.drain else (0, "")
         self._stop_process()
+        if disk_full:
+            return errors.DiskLimitExceeded(
+                f"{label} used more than {self.limits.disk_mb} MiB of disk in its folder (or too many files) "
+                "and was stopped; write less, and delete temporary files", target=label)
         if oom:
             return errors.MemoryLimitExceeded(
                 f"{label} used more than {self.limits.memory_mb} MiB of memory and was stopped", target=label)
@@ -337,7 +375,7 @@ class Sandbox:
             how = f"stopped answering ({cause})"
         text = f"{label}: the process running your code {how}"
         if tail.strip():
-            text += f"; its last output:\n{tail[-800:]}"
+            text += f"; its last output:\n{self._redacted(tail[-800:])}"
         return errors.WorkerCrashed(text, target=label)
 
     @staticmethod

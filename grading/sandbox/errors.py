@@ -71,6 +71,10 @@ class MemoryLimitExceeded(StudentCodeError):
     kind = "memory"
 
 
+class DiskLimitExceeded(StudentCodeError):
+    kind = "disk"
+
+
 class OutputLimitExceeded(StudentCodeError):
     kind = "output"
 

@@ -43,7 +43,7 @@ def bwrap_path() -> str | None:
     path = shutil.which("bwrap")
     if not path or sys.platform != "linux":
         return None
-    probe = [path, "--unshare-user", "--unshare-pid", "--die-with-parent", "--ro-bind", "/", "/",
+    probe = [path, "--unshare-user", "--unshare-pid", "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/",
              "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
     try:
         ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
@@ -196,7 +196,7 @@ def bwrap_can_unshare_net() -> bool:
     path = bwrap_path()
     if path is None:
         return False
-    probe = [path, "--unshare-user", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
+    probe = [path, "--unshare-user", "--unshare-net", "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/",
              "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
     try:
         return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
@@ -289,11 +289,22 @@ def _under(path: Path, parent: Path) -> bool:
         return False
 
 
+#: folders the grader names for hiding too (a batch's sources and outputs: classmates' code, reports and
+#: the manifest's seeds), as an os.pathsep-separated list in the grader's environment
+HIDDEN_PATHS_ENV = "INFERGRADE_HIDDEN_PATHS"
+
+
+def extra_hidden_paths() -> list[Path]:
+    return [Path(p).resolve() for p in os.environ.get(HIDDEN_PATHS_ENV, "").split(os.pathsep) if p]
+
+
 def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
     """bubblewrap arguments: everything read-only, the grader's secrets hidden, ``workdir`` writable."""
     home = Path(os.path.expanduser("~")).resolve()
+    # --cap-drop ALL: started by root, bwrap maps uid 0 to the real root and would keep every capability
+    # inside, enough to unmount the tmpfs over the grader's secrets or remount / read-write.
     argv = [bwrap_path() or "bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc",
-            "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+            "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL", "--die-with-parent",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     # --dev gives a minimal /dev; GPUs stay visible so detect() and vLLM see what the grader sees.
     for device in sorted(Path("/dev").glob("nvidia*")) + sorted(Path("/dev").glob("dri/*")):
@@ -306,9 +317,15 @@ def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
         needed |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
         for path in sorted(p for p in needed if _under(p, home) and p != home):
             argv += ["--ro-bind", str(path), str(path)]
-    for name in HIDDEN_REPO_DIRS:
-        hidden = REPO_ROOT / name
+    for hidden in [REPO_ROOT / name for name in HIDDEN_REPO_DIRS]:
         if hidden.is_dir() and not _under(workdir, hidden):
+            argv += ["--tmpfs", str(hidden)]
+    # Never a folder that holds what the worker needs (the grader, Python, its own folder).
+    must_see = [REPO_ROOT, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), workdir]
+    for hidden in extra_hidden_paths():
+        if hidden.is_file():
+            argv += ["--ro-bind", "/dev/null", str(hidden)]       # e.g. an LMS export zip
+        elif hidden.is_dir() and not any(_under(needed, hidden) for needed in must_see):
             argv += ["--tmpfs", str(hidden)]
     argv += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     return argv

@@ -20,6 +20,7 @@ class Limits:
     cpu_s: int = 300                     # RLIMIT_CPU of the worker
     max_procs: int = 64                  # cgroup pids.max: processes and threads
     file_size_mb: int = 64               # RLIMIT_FSIZE: largest file the code may write
+    disk_mb: int = 512                   # growth of the worker's own folder (grading/sandbox/diskwatch.py)
     output_bytes: int = 1_000_000        # stdout+stderr per call before the worker is stopped
     reply_bytes: int = 8_000_000         # size of one JSON reply
     startup_timeout_s: float = 20.0      # time for the worker to report ready

@@ -106,3 +106,15 @@ def big_file():
         return "written"
     except OSError as exc:
         return f"blocked: {exc.strerror}"
+
+
+def fill_folder(stop_mb=400):
+    """Many files, each under the file-size limit, until an error or stop_mb (a disk filler)."""
+    chunk = b"\xa5" * (8 * 2**20)
+    written = index = 0
+    while written < stop_mb * 2**20:
+        with open(f"fill-{index}.bin", "wb") as handle:
+            handle.write(chunk)
+        written += len(chunk)
+        index += 1
+    return written
