@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from grading import report_checks as rc
+from grading.safe_read import RefusedFile
 
 ENGINES = ("ollama", "vllm")
 CONCURRENCIES = (1, 8)
@@ -35,9 +36,12 @@ FP16_7B_GB = 7e9 * 16 / 8 * 1.2 / 1e9
 
 @pytest.fixture(scope="module")
 def report(submission_dir: Path) -> str:
-    path = submission_dir / "REPORT.md"
-    assert path.is_file() and not path.is_symlink(), "there is no REPORT.md in the submission's top folder"
-    return path.read_text(encoding="utf-8", errors="replace")
+    try:
+        return rc.read_report(submission_dir)
+    except FileNotFoundError:
+        raise AssertionError("there is no REPORT.md in the submission's top folder") from None
+    except RefusedFile as exc:
+        raise AssertionError(f"REPORT.md {exc.reason}; hand in REPORT.md as a plain text file") from None
 
 
 @pytest.fixture(scope="module")

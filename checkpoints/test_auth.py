@@ -14,7 +14,9 @@ scanner detect-secrets, other services' secrets (cloud keys, API tokens, private
 URLs). At run time the student's own Hugging Face calls (chat, the OpenAI-compatible router,
 streaming, an image) are made once against the simulator, and then the canary must not appear in what
 they printed (stdout/stderr), in any file they wrote, or anywhere in their requests but the
-``Authorization: Bearer`` header (never in a URL, a query string, a body or another header).
+``Authorization: Bearer`` header (never in a URL, a query string, a body or another header). What
+they printed is judged with everything else the student's code printed while it was graded (on import,
+in any call, in any checkpoint's worker), so that test runs after all the others.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from grading.context import around_secret
 from grading.leaks import HF_RULE, TOKEN_RE, redact, scan_submission, scan_tree_for_secrets
 from grading.sandbox.errors import ImportFailed, NotImplementedByStudent, StudentCodeError, StudentRaised
 
@@ -322,7 +325,10 @@ class _Run:
         self.records: list[Any] = []
 
 
-_RUNS: dict[int, _Run] = {}
+# One run per submission and canary (a grading session has one), shared by the three runtime tests,
+# also by the output check that runs at the end of the session in a lab of its own; a run that failed
+# fails them all the same way.
+_RUNS: dict[tuple[str, str], _Run | Exception] = {}
 
 
 def _describe_call(target: str, arg: str, kwargs: dict[str, Any]) -> str:
@@ -331,8 +337,24 @@ def _describe_call(target: str, arg: str, kwargs: dict[str, Any]) -> str:
 
 
 def _run_hf_calls(lab: Any, hf_sim: Any, canary_token: str) -> _Run:
-    if id(lab) in _RUNS:
-        return _RUNS[id(lab)]
+    key = (str(lab.source), canary_token)
+    if key not in _RUNS:
+        try:
+            _RUNS[key] = _make_hf_calls(lab, hf_sim, canary_token)
+        except Exception as exc:  # a StudentCodeError or our AssertionError: every runtime test says so
+            _RUNS[key] = exc
+    found = _RUNS[key]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def _shown(line: str, secrets: list[str]) -> str:
+    """A printed line for a message: cut around the token, every token masked."""
+    return redact(around_secret(line.strip(), tuple(secrets)).strip(), secrets)[:200]
+
+
+def _make_hf_calls(lab: Any, hf_sim: Any, canary_token: str) -> _Run:
     import time
 
     lab.call("auth.get_token")  # not implemented → "not implemented: inference_lab.auth.get_token"
@@ -365,7 +387,7 @@ def _run_hf_calls(lab: Any, hf_sim: Any, canary_token: str) -> _Run:
         # Every line of the worker's stdout/stderr is checked for the canary as it is read, however
         # much the code prints (grading/sandbox/client.py, watch_output).
         for line in lab.watched_lines(since=before):
-            run.printed.append((call, redact(line.strip(), secrets)[:200]))
+            run.printed.append((call, _shown(line, secrets)))
     t1 = time.monotonic()
     run.records = [r for r in hf_sim.log.records(service="hf") if t0 <= r.t_start <= t1]
     if not run.done:
@@ -375,7 +397,6 @@ def _run_hf_calls(lab: Any, hf_sim: Any, canary_token: str) -> _Run:
             "when it uses it:\n" + "\n".join(f"  - {r}" for r in reasons[:6])
             + "\nImplement hf_chat.chat / chat_openai / stream_chat and hf_image.generate_image (checkpoints "
               "hf_chat and hf_image) with the token from auth.get_token()")
-    _RUNS[id(lab)] = run
     return run
 
 
@@ -386,12 +407,30 @@ def _note(run: _Run) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def test_no_token_in_output(lab, hf_sim, canary_token):
+@pytest.mark.runs_last  # after every other checkpoint (grading/plugin.py): it judges what all their workers printed
+def test_no_token_in_output(lab, hf_sim, canary_token, grading_context):
     run = _run_hf_calls(lab, hf_sim, canary_token)
-    if run.printed:
-        listed = "\n".join(f"  - during {call}: {line}" for call, line in run.printed[:MAX_LISTED])
+    secrets = [canary_token, canary_token[3:]]
+    listed = [(f"during {call}", line) for call, line in run.printed]
+    # Every line any worker of this grading printed since it started (grading/sandbox/client.py watches
+    # them all, however much is printed): at import, in this checkpoint's other calls, in other checkpoints.
+    # Those of closed checkpoints are in the grading context; this checkpoint's worker may still run.
+    everything = list(grading_context.printed) + [("auth", line) for line in lab.watched_lines(since=0)]
+    seen = {line for _, line in listed}
+    for checkpoint, raw in everything:
+        line = _shown(raw, secrets)
+        if line in seen:
+            continue
+        seen.add(line)
+        where = ("in the auth checkpoint (when your modules were imported, or in another call)"
+                 if checkpoint == "auth" else f"while the {checkpoint} checkpoint ran your code")
+        listed.append((where, line))
+    if listed:
+        shown = [f"  - {where}: {line}" for where, line in listed[:MAX_LISTED]]
+        if len(listed) > MAX_LISTED:
+            shown.append(f"  - … and {len(listed) - MAX_LISTED} more")
         raise AssertionError(
-            "your code printed the token (shown masked here) while it ran:\n" + listed
+            "your code printed the token (shown masked here) while it ran:\n" + "\n".join(shown)
             + "\nNever print, log or put the token in an error message: print mask(token) if you must show "
               "which token is used, and let the client send it (api_key=token)")
 

@@ -19,11 +19,13 @@ from typing import Any
 
 from grading.hf_checks import (FETCH_ROUTES, IMAGE_ROUTES, Observed, auth_problem, describe_records,
                                judge_duration, missing_keys, observe, show)
+from grading.safe_read import RefusedFile, read_regular
 
 IMAGE_MODEL = "black-forest-labs/FLUX.1-schnell"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 RESULT_KEYS = ("path", "width", "height", "provider", "latency_s")
+MAX_IMAGE_BYTES = 32 * 2**20        # a PNG of the sizes asked for is well under 1 MiB
 # provider -> (width, height, seed, seconds the provider takes): sizes that are not square and not
 # the default 512 x 512, and latencies far enough apart that only measured times fit all three.
 CASES: dict[str, tuple[int, int, int, float]] = {
@@ -70,7 +72,13 @@ def _generate(lab: Any, sim: Any, provider: str) -> dict[str, Any]:
         entry["error"] = exc
     else:
         entry["obs"] = obs
-        entry["bytes"] = out_path.read_bytes() if out_path.is_file() and not out_path.is_symlink() else None
+        # read in the grader's process: only a regular file, not through a link, size-capped
+        try:
+            entry["bytes"] = read_regular(out_path, MAX_IMAGE_BYTES, root=Path(lab.workdir))
+        except FileNotFoundError:
+            entry["bytes"] = None
+        except RefusedFile as exc:
+            entry["bytes"], entry["refused"] = None, exc.reason
     _CALLS[key] = entry
     return entry
 
@@ -117,6 +125,9 @@ def _file(entry: dict[str, Any], token: str) -> bytes:
     result = _result(entry, token)
     out_path: Path = entry["out_path"]
     data = entry.get("bytes")
+    assert "refused" not in entry, (
+        f"{entry['call']} returned, but the file at out_path ({out_path.name}) {entry.get('refused')}; write the "
+        f"image itself to exactly the path in out_path. {HOW_TO_SAVE}")
     assert data is not None, (
         f"{entry['call']} returned, but there is no file at out_path ({out_path.name} in the folder it was "
         f"given); write the image to exactly the path in out_path. {HOW_TO_SAVE}")

@@ -33,12 +33,14 @@ import pytest
 from grading.engines.vllm_checks import START_LEN, START_NAME, check_offline_generate_real, check_started_server, \
     start_argv
 from grading.hf_checks import describe_records, judge_duration, missing_keys, show
+from grading.safe_read import RefusedFile, read_regular
 from grading.sandbox.errors import StudentRaised
 from grading.sims.openai_server.replies import completion_reply
 from grading.sims.openai_server.serve_args import ServeCommandError, parse_serve_command
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 RECORD_ENV = "INFERGRADE_VLLM_STANDIN_RECORD"
+MAX_RECORD_BYTES = 8 * 2**20        # the vLLM stand-in's record of one offline_generate call
 RESULT_KEYS = ("text", "latency_s", "usage")
 
 
@@ -275,9 +277,23 @@ def test_offline_generate(lab, tier, vllm_server):
                          env={RECORD_ENV: str(record)}, **engine)
     except StudentRaised as exc:
         raise AssertionError(f"{call} raised {exc.exc_type}: {exc.exc_message[:300]}") from None
-    assert record.is_file(), (f"{call} returned {show(texts)} without using vllm.LLM; create "
-                              "LLM(model=model, **engine_kwargs) and call llm.generate(prompts, SamplingParams(...))")
-    data = json.loads(record.read_text(encoding="utf-8"))
+    # The stand-in writes its record in the worker's folder: read it as data the student's code could have
+    # touched (a regular file, not through a link, size-capped).
+    try:
+        raw = read_regular(record, MAX_RECORD_BYTES, root=Path(lab.workdir))
+    except FileNotFoundError:
+        raw = None
+    except RefusedFile as exc:
+        raise AssertionError(f"{call}: the vLLM stand-in's record ({record.name}) {exc.reason}; leave the files "
+                             "vllm writes alone") from None
+    assert raw is not None, (f"{call} returned {show(texts)} without using vllm.LLM; create "
+                             "LLM(model=model, **engine_kwargs) and call llm.generate(prompts, SamplingParams(...))")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        data = None
+    assert isinstance(data, dict), (f"{call}: the vLLM stand-in's record ({record.name}) is not what it wrote; "
+                                    "leave the files vllm writes alone")
     engines = data.get("engines", [])
     assert len(engines) == 1, f"{call} created {len(engines)} vllm.LLM engines; create one and generate all prompts"
     eng = engines[0]

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
+
+from grading.safe_read import RefusedFile, read_regular, read_regular_text
 
 RESULT_NAME = re.compile(r"^(?P<engine>[a-z0-9_.]+)-c(?P<concurrency>\d+)\.json$")
 NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
@@ -22,6 +25,8 @@ INT_KEYS = ("requests", "concurrency", "errors", "output_tokens")
 FLOAT_KEYS = ("duration_s", "output_tokens_per_s", "requests_per_s")
 STAT_KEYS = ("ttft_p50_s", "ttft_p95_s", "tpot_mean_s", "itl_p50_s", "e2e_p50_s", "e2e_p95_s")
 RESULT_KEYS = INT_KEYS + FLOAT_KEYS + STAT_KEYS + ("engine", "model")
+MAX_RESULTS_BYTES = 2**20           # one results file (what bench.measure returns is a few hundred bytes)
+MAX_REPORT_BYTES = 2**20            # REPORT.md
 
 
 def strip_comments(text: str) -> str:
@@ -117,29 +122,61 @@ def parse_claims(block: str) -> dict[str, str]:
     return claims
 
 
-def load_results(folder: Path) -> tuple[dict[tuple[str, int], dict[str, Any]], list[str]]:
-    """{(engine, concurrency): data} of ``results/<engine>-c<N>.json`` and the problems found reading them."""
+def load_results(folder: Path, *, root: Path | None = None,
+                 limit: int = MAX_RESULTS_BYTES) -> tuple[dict[tuple[str, int], dict[str, Any]], list[str]]:
+    """{(engine, concurrency): data} of ``results/<engine>-c<N>.json`` and the problems found reading them.
+
+    Read in the grader's process, so only as data the student cannot turn against it (grading/safe_read.py):
+    a file is read only when it is a regular file of at most ``limit`` bytes, reached from ``root`` (the
+    submission; default: the folder holding ``folder``) through no symbolic link. Anything else (a link
+    to someone else's results, a named pipe that would block the read for ever, /dev/zero) is a problem.
+    """
     found: dict[tuple[str, int], dict[str, Any]] = {}
     problems: list[str] = []
+    folder = Path(folder)
+    root = Path(root) if root is not None else folder.parent
+    if folder.is_symlink():
+        return found, ["results/ is a symbolic link, not a folder of the submission (links are not followed: hand "
+                       "in the folder itself)"]
     if not folder.is_dir():
         return found, ["there is no results/ folder"]
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix != ".json":
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        return found, [f"results/ could not be read ({exc.strerror or exc})"]
+    for name in names:
+        if name.startswith(".") or not name.endswith(".json"):
             continue
-        match = RESULT_NAME.match(path.name)
+        match = RESULT_NAME.match(name)
         if match is None:
-            problems.append(f"results/{path.name}: the name must be <engine>-c<concurrency>.json, e.g. ollama-c8.json")
+            problems.append(f"results/{name}: the name must be <engine>-c<concurrency>.json, e.g. ollama-c8.json")
             continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = read_regular(folder / name, limit, root=root)
+        except FileNotFoundError:
+            continue
+        except RefusedFile as exc:
+            problems.append(f"results/{name} {exc.reason}")
+            continue
+        try:
+            data = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            problems.append(f"results/{path.name} is not valid JSON ({exc})")
+            problems.append(f"results/{name} is not valid JSON ({exc})")
             continue
         if not isinstance(data, dict):
-            problems.append(f"results/{path.name} must hold one JSON object (what bench.measure returned)")
+            problems.append(f"results/{name} must hold one JSON object (what bench.measure returned)")
             continue
         found[(match["engine"], int(match["concurrency"]))] = data
     return found, problems
+
+
+def read_report(submission: Path, limit: int = MAX_REPORT_BYTES) -> str:
+    """The submission's REPORT.md as text: a regular file of at most ``limit`` bytes, not a link.
+
+    Raises ``FileNotFoundError`` when there is none, :class:`~grading.safe_read.RefusedFile` (its
+    ``reason`` follows the name: "REPORT.md is a named pipe (FIFO), not a regular file") otherwise.
+    """
+    return read_regular_text(Path(submission) / "REPORT.md", limit, root=Path(submission))
 
 
 def _num(value: Any) -> bool:

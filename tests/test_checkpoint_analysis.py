@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pytest
 from grading import report_checks as rc
 from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
+from grading.safe_read import RefusedFile
 
 AUTOMATIC = {"test_results_files": 1.0, "test_table_matches_results": 0.75, "test_claims_agree_with_data": 0.75,
              "test_sections_have_substance": 0.5}
@@ -57,8 +61,66 @@ def test_template_scores_zero(tmp_path_factory):
     assert "TODO" in messages["test_sections_have_substance"]
 
 
+def _reference_copy(dest: Path) -> Path:
+    shutil.copytree(REPO_ROOT / "reference", dest, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
 
 
+def test_results_files_are_read_only_when_regular_files(tmp_path):
+    """results/ is read in the grader's process: a named pipe must not block it, a link must not lend
+    someone else's results (here the reference's own), /dev/zero or a huge file must not fill its memory."""
+    sub = _reference_copy(tmp_path / "sub")
+    results = sub / "results"
+    (results / "ollama-c1.json").unlink()
+    os.mkfifo(results / "ollama-c1.json")
+    (results / "ollama-c8.json").unlink()
+    (results / "ollama-c8.json").symlink_to(REPO_ROOT / "reference" / "results" / "ollama-c8.json")
+    (results / "vllm-c1.json").write_bytes(b" " * (rc.MAX_RESULTS_BYTES + 1))
+    (results / "vllm-c8.json").unlink()
+    (results / "vllm-c8.json").symlink_to("/dev/zero")
+    (results / "extra-c2.json").mkdir()
+    started = time.monotonic()
+    found, problems = rc.load_results(results)
+    assert time.monotonic() - started < 5
+    assert found == {}
+    assert problems == [
+        "results/extra-c2.json is a folder, not a regular file",
+        "results/ollama-c1.json is a named pipe (FIFO), not a regular file",
+        "results/ollama-c8.json is a symbolic link, not a regular file (links are not followed: hand in the file "
+        "itself)",
+        "results/vllm-c1.json is larger than 1 MiB, more than the grader reads for it",
+        "results/vllm-c8.json is a symbolic link, not a regular file (links are not followed: hand in the file "
+        "itself)",
+    ], problems
+
+
+def test_a_linked_results_folder_or_report_is_refused(tmp_path):
+    sub = _reference_copy(tmp_path / "sub")
+    shutil.rmtree(sub / "results")
+    (sub / "results").symlink_to(REPO_ROOT / "reference" / "results", target_is_directory=True)
+    found, problems = rc.load_results(sub / "results")
+    assert found == {} and len(problems) == 1 and "results/ is a symbolic link" in problems[0], problems
+    (sub / "REPORT.md").unlink()
+    os.mkfifo(sub / "REPORT.md")
+    with pytest.raises(RefusedFile, match=r"named pipe \(FIFO\)"):
+        rc.read_report(sub)
+
+
+def test_special_results_files_lose_the_item_and_do_not_hang_grading(tmp_path, tmp_path_factory):
+    sub = _reference_copy(tmp_path / "special_results")
+    (sub / "results" / "ollama-c1.json").unlink()
+    os.mkfifo(sub / "results" / "ollama-c1.json")
+    (sub / "results" / "ollama-c8.json").unlink()
+    (sub / "results" / "ollama-c8.json").symlink_to(REPO_ROOT / "reference" / "results" / "ollama-c8.json")
+    report = run_checkpoints(sub, out_json=tmp_path / "report.json", seed=3, only="analysis", timeout_s=120)
+    (cp,) = [c for c in report["checkpoints"] if c["id"] == "analysis"]
+    tests = {t["name"]: t for t in cp["tests"]}
+    item = tests["test_results_files"]
+    assert item["outcome"] == "failed" and item["score"] == 0, item
+    assert "results/ollama-c1.json is a named pipe (FIFO), not a regular file" in item["message"], item
+    assert "results/ollama-c8.json is a symbolic link" in item["message"], item
+    assert cp["score"] < sum(AUTOMATIC.values())
 
 
 @pytest.mark.parametrize("shown, value, ok", [

@@ -131,6 +131,57 @@ def test_token_only_in_git_history_loses_the_leak_points(tmp_path: Path) -> None
     assert_no_full_token(report, FAKE)
 
 
+PRINT_AT_IMPORT = '''
+
+import sys as _sys
+
+print("debug: HF_TOKEN is", os.environ.get("HF_TOKEN"))
+print("x" * 300, os.environ.get("HF_TOKEN", "")[3:], "y " * 150, file=_sys.stderr)
+'''
+PRINT_IN_DETECT = '''
+
+_real_detect = detect
+
+
+def detect():
+    print("token in use:", os.environ.get("HF_TOKEN"))
+    return _real_detect()
+'''
+
+
+@pytest.mark.parametrize("where", ["auth_import", "hardware_detect"])
+def test_a_token_printed_anywhere_loses_the_output_item(where: str, tmp_path: Path) -> None:
+    """Output outside the four Hugging Face calls counts too: printed when inference_lab.auth is imported,
+    or by another checkpoint's worker (hardware.detect(), which runs after auth's own tests: the output
+    check runs last)."""
+    sub = build(MUTANTS["auth_hardcoded_token"], tmp_path / "sub")       # a copy of reference/ ...
+    shutil.copy(REPO_ROOT / "reference" / "inference_lab" / "auth.py", sub / "inference_lab" / "auth.py")
+    module, code = (("auth.py", PRINT_AT_IMPORT) if where == "auth_import" else ("hardware.py", PRINT_IN_DETECT))
+    with open(sub / "inference_lab" / module, "a", encoding="utf-8") as handle:   # ... printing the token
+        handle.write(code)
+    seed = 5
+    report = run_checkpoints(sub, out_json=tmp_path / "r.json", seed=seed, log_path=tmp_path / "pytest.log",
+                             only="auth" if where == "auth_import" else "auth,hardware")
+    tests = results_by_name(report)
+    item = tests["test_no_token_in_output"]
+    assert item["outcome"] == "failed" and item["score"] == 0, item
+    assert "your code printed the token" in item["message"], item
+    canary = make_canary(seed)
+    if where == "auth_import":
+        assert "in the auth checkpoint (when your modules were imported, or in another call): debug: HF_TOKEN is " \
+               f"hf_…{canary[-4:]}" in item["message"], item["message"]
+        assert f": …{canary[-4:]} y y y" in item["message"], item["message"]    # the token without its hf_
+    else:
+        assert f"while the hardware checkpoint ran your code: token in use: hf_…{canary[-4:]}" in item["message"]
+        assert "hardware" in {c["id"] for c in report["checkpoints"]}
+    for name in set(AUTH_TESTS) - {"test_no_token_in_output"}:
+        assert tests[name]["outcome"] == "passed", tests[name]
+    assert_no_full_token(report, canary, canary[3:])
+    # nor the grading's log: its tracebacks are short ones, without the test's arguments (the canary)
+    log = (tmp_path / "pytest.log").read_text()
+    assert "your code printed the token" in log and canary[3:] not in log
+
+
 def test_template_scores_zero(tmp_path: Path) -> None:
     report = grade(REPO_ROOT / "student_template", tmp_path)
     tests = results_by_name(report)
@@ -220,7 +271,7 @@ def test_dotenv_files_are_leaks_but_placeholders_are_not(tmp_path: Path) -> None
     assert sorted((leak.where, leak.kind) for leak in result) == [(".env", "dotenv"), ("prod.env", "dotenv")]
 
 
-def test_binary_files_are_skipped_and_symlinks_never_followed(tmp_path: Path) -> None:
+def test_binary_files_are_searched_and_symlinks_never_followed(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text(FAKE)
@@ -232,8 +283,11 @@ def test_binary_files_are_skipped_and_symlinks_never_followed(tmp_path: Path) ->
     (root / "loop").symlink_to(root, target_is_directory=True)
     os.mkfifo(root / "fifo.txt")  # must not block the scan
     result = scan_submission(root)
-    assert list(result) == []
+    # a binary file is not read as text, but every byte of it is searched for tokens
+    assert [(leak.where, leak.kind) for leak in result] == [("data/blob.bin", "file")]
+    assert result[0].excerpt == "hf_…cdEf" and result.incomplete == []
     assert any("link.txt" in note for note in result.notes) and any("binary" in note for note in result.notes)
+    assert any("fifo.txt is a named pipe (FIFO)" in note for note in result.notes)
 
 
 def test_virtualenvs_are_skipped_but_notebook_checkpoints_are_not(tmp_path: Path) -> None:
@@ -254,6 +308,100 @@ def test_virtualenvs_are_skipped_but_notebook_checkpoints_are_not(tmp_path: Path
 def test_utf16_text_is_read(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_bytes(f"token {FAKE}\n".encode("utf-16"))
     assert [leak.where for leak in scan_submission(tmp_path)] == ["notes.txt"]
+
+
+def test_every_byte_is_searched_past_the_text_cap_and_in_binary_files(tmp_path: Path) -> None:
+    """A token after 6 MiB of notebook output (past what is read as text), in a .env that starts with
+    NUL bytes, or in UTF-16 without a byte-order mark is found; nothing is shown unmasked."""
+    canary = make_canary(12)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("print(response.text)", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="x" * (6 * 2**20) + "\n")]),
+        nbformat.v4.new_code_cell("client.headers", outputs=[
+            nbformat.v4.new_output("execute_result", data={"text/plain": f"{{'authorization': 'Bearer {FAKE}'}}"},
+                                   execution_count=2)]),
+    ]
+    nbformat.write(nb, tmp_path / "chat_inference_practice.ipynb")
+    (tmp_path / ".env").write_bytes(b"\x00\x00\nHF_TOKEN=" + canary.encode() + b"\n")
+    (tmp_path / "wide.dat").write_bytes(b"\x00\x00" + f"key={FAKE}".encode("utf-16-le"))
+    (tmp_path / "big.log").write_bytes(b"y" * (5 * 2**20 + 7) + f"\nnow {FAKE} and {canary}\n".encode())
+    result = scan_submission(tmp_path, extra_secrets=[canary])
+    found = sorted((leak.where, leak.kind) for leak in result)
+    assert found == [(".env", "dotenv"), ("big.log", "file"), ("big.log", "file"),
+                     ("chat_inference_practice.ipynb", "file"), ("wide.dat", "file")], found
+    by_where = {leak.where: leak for leak in result}
+    assert by_where[".env"].line == 2 and by_where[".env"].excerpt == f"HF_TOKEN=hf_…{canary[-4:]}"
+    notebook = (tmp_path / "chat_inference_practice.ipynb").read_bytes()
+    line = notebook[:notebook.index(FAKE.encode())].count(b"\n") + 1
+    assert by_where["chat_inference_practice.ipynb"].line == line
+    assert by_where["chat_inference_practice.ipynb"].excerpt.endswith("'authorization': 'Bearer hf_…cdEf'}\"")
+    assert {leak.line for leak in result if leak.where == "big.log"} == {2}
+    assert by_where["wide.dat"].excerpt == "(UTF-16 text holding hf_…cdEf)"
+    assert result.incomplete == []
+    assert any(note.startswith("big.log: larger than 5 MiB") for note in result.notes), result.notes
+    for leak in result:
+        assert FAKE not in leak.describe() and canary not in leak.describe() and not TOKEN_RE.search(leak.excerpt)
+
+
+def test_byte_scanner_finds_a_token_across_chunk_boundaries_once() -> None:
+    from grading.leaks.matcher import _Matcher
+    from grading.leaks.stream import ByteScanner
+
+    canary, wide, last = make_canary(13), make_canary(15), make_canary(16)
+    data = (b"a" * 50 + b"\nfirst " + FAKE.encode() + b" then " + canary.encode() + b"\n" + b"z" * 70
+            + b" hf_" + b"Q" * 29 + b"\n" + f"wide {wide}".encode("utf-16-le") + b"\nagain " + FAKE.encode()
+            + b"\nend " + last.encode())
+    tokens = (FAKE, canary, wide, last)
+    for size in (1, 2, 3, 7, 16, 33, 34, 65, 66, 67, 100, 1000, len(data)):
+        scanner = ByteScanner(_Matcher([canary]))
+        for start in range(0, len(data), size):
+            scanner.feed(data[start:start + size])
+        hits = scanner.finish()
+        # each token once (the same token again is not listed again), with its line when it is UTF-8
+        assert [(h.secret, h.line) for h in hits] == [(FAKE, 2), (canary, 2), (wide, None), (last, 6)], size
+        assert hits[0].excerpt == f"first hf_…cdEf then hf_…{canary[-4:]}", (size, hits[0].excerpt)
+        assert hits[2].excerpt == f"(UTF-16 text holding hf_…{wide[-4:]})"
+        assert hits[3].excerpt == f"end hf_…{last[-4:]}"
+        for hit in hits:
+            assert not TOKEN_RE.search(hit.excerpt) and all(t[3:13] not in hit.excerpt for t in tokens)
+            # a word cut by the excerpt's window is dropped, never shown in part
+            assert "hf_QQ" not in hit.excerpt, (size, hit.excerpt)
+
+
+def test_an_unreadable_file_makes_the_scan_incomplete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(f"HF_TOKEN={FAKE}\n")
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):   # as a file without read permission (root reads anything)
+        if os.path.basename(os.fsdecode(path)) == ".env":
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    result = scan_submission(tmp_path)
+    assert list(result) == [] and result.files_scanned == 1
+    assert result.incomplete == [".env could not be read (permission denied)"], result.incomplete
+
+
+@needs_git
+def test_git_objects_are_searched_past_the_text_cap_and_when_binary(tmp_path: Path) -> None:
+    root = tmp_path / "sub"
+    root.mkdir()
+    git("init", "-q", cwd=root)
+    (root / "big.txt").write_bytes(b"x" * (6 * 2**20) + f"\nTOKEN={FAKE}\n".encode())
+    (root / "blob.bin").write_bytes(b"\x00\x01" + f"HF_TOKEN={make_canary(14)}".encode())
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "data", cwd=root)
+    (root / "big.txt").unlink()
+    (root / "blob.bin").unlink()
+    result = scan_submission(root)
+    assert result.git_checked and result.incomplete == [], result.incomplete
+    wheres = sorted(leak.where.split(":", 2)[-1] for leak in result if leak.kind == "git-history")
+    assert wheres == ["big.txt", "blob.bin"], [leak.describe() for leak in result]
+    for leak in result:
+        assert not TOKEN_RE.search(leak.describe()), leak
 
 
 @needs_git

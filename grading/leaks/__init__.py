@@ -2,8 +2,11 @@
 
 ``scan_submission(root)`` looks everywhere a token must never be (the ``auth`` checkpoint):
 
-* every text file under ``root`` (size-capped; binary files skipped; symlinks are not followed, so
-  nothing outside ``root`` is ever read);
+* every file under ``root``, regular files only (grading/safe_read.py; symlinks are not followed, so
+  nothing outside ``root`` is ever read): the start of a text file is read as text (size-capped), and
+  every byte of every file, binary ones and what is past that start included, is searched for the
+  token's shape and the extra secrets (:mod:`.stream`); a file that could not be read makes the
+  result incomplete;
 * notebooks, parsed with nbformat: cell sources and cell outputs are reported separately (an output
   that shows a token is a leak even when the code that printed it looks harmless); a notebook that
   does not parse is scanned as plain text, and anything in a notebook outside its cells (metadata)
@@ -36,6 +39,7 @@ The package, one job a module:
 * :mod:`.model`: :class:`Leak` and :class:`ScanResult`;
 * :mod:`.text`: :func:`scan_text`, both rules on one text;
 * :mod:`.files`: reading files as data, walking the work tree, :func:`scan_tree_for_secrets`;
+* :mod:`.stream`: :class:`~.stream.ByteScanner`, the Hugging Face rule over every byte, in chunks;
 * :mod:`.notebooks`: notebooks, cell by cell;
 * :mod:`.git`: the repository's objects, read with ``git cat-file`` only (its docstring says why);
 * :mod:`.submission`: :func:`scan_submission`, all of the above on a submission.

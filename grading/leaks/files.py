@@ -1,23 +1,27 @@
-"""Reading a submission's files as data: size-capped, binary detected, symbolic links never followed.
+"""Reading a submission's files as data: regular files only (grading/safe_read.py), symbolic links never
+followed, the start of each read as text (size-capped, binary detected) and every byte of it searched
+for tokens (:mod:`.stream`).
 
 Also the runtime scan, :func:`scan_tree_for_secrets`: the exact secrets (the canary) in every file
-student code wrote while it ran, text or binary.
+student code wrote while it ran, text or binary, every byte of it.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from grading.leaks.matcher import MIN_EXTRA_SECRET_LEN, _Matcher, mask_secret
+from grading.leaks.matcher import MIN_EXTRA_SECRET_LEN, _Matcher, _secrets_in, mask_secret
 from grading.leaks.model import Leak, ScanResult
+from grading.leaks.stream import CHUNK_BYTES, ByteScanner, covered
 from grading.leaks.text import scan_text
+from grading.safe_read import RefusedFile, open_regular, read_capped
 
-MAX_FILE_BYTES = 5 * 2**20          # only the first 5 MiB of a file (or git blob) is scanned
+MAX_FILE_BYTES = 5 * 2**20          # the first 5 MiB of a file (or git blob) is read as text
 MAX_FILES = 20_000                  # files read from the work tree (and from .git, not objects)
-MAX_TOTAL_BYTES = 200 * 2**20       # bytes read from the work tree
+MAX_TOTAL_BYTES = 200 * 2**20       # bytes read from the work tree as text
+MAX_STREAM_BYTES = 2 * 2**30        # bytes searched for tokens past each file's first MAX_FILE_BYTES
 
 DOTENV_NAMES = {".env", ".envrc"}
 SOURCE_SUFFIXES = {".py", ".pyw", ".pyi", ".sh", ".bash", ".zsh", ".fish", ".ps1", ".bat", ".cmd",
@@ -44,23 +48,48 @@ def _decode(data: bytes) -> str | None:
 
 
 def _read_capped(path: Path, cap: int) -> tuple[bytes, bool] | None:
-    """Read at most ``cap`` bytes of a regular file without following a symlink; (data, truncated)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    """At most ``cap`` bytes of a regular file, never through a symlink; (data, truncated), or None."""
     try:
-        fd = os.open(path, flags)
-    except OSError:
+        return read_capped(path, cap)
+    except (RefusedFile, OSError):
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
+
+
+def _read_scanning(path: Path, root: Path, cap: int, scanner: ByteScanner,
+                   budget: int) -> tuple[bytes, bool, int, bool]:
+    """The first ``cap`` bytes of the regular file ``path`` (under ``root``, no link on the way), every
+    byte of it fed to ``scanner`` (at most ``budget`` past the first ``cap``).
+
+    Returns (data, truncated, bytes searched past ``cap``, complete: False when the budget ran out).
+    Raises :class:`~grading.safe_read.RefusedFile` or ``FileNotFoundError``.
+    """
+    streamed, complete = 0, True
+    with open_regular(path, root=root) as handle:
+        try:
             data = handle.read(cap + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data[:cap], len(data) > cap
+            scanner.feed(data)
+            while len(data) > cap:
+                chunk = handle.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                if streamed + len(chunk) > budget:
+                    scanner.feed(chunk[:max(0, budget - streamed)])
+                    streamed, complete = budget, False
+                    break
+                scanner.feed(chunk)
+                streamed += len(chunk)
+        except OSError as exc:
+            raise RefusedFile("unreadable", f"could not be read ({exc.strerror or exc})") from None
+    scanner.finish()
+    return data[:cap], len(data) > cap, streamed, complete
+
+
+def _uncovered(hits: list, text: str | None, matcher: _Matcher) -> list:
+    """The byte scan's hits that the text scan of ``text`` (the file's start, read as text) did not see."""
+    if not hits:
+        return []
+    known = _secrets_in(text, matcher) if text is not None else set()
+    return [hit for hit in hits if not covered(hit.secret, known)]
 
 
 def _kind_of(rel: Path) -> str:
@@ -115,7 +144,6 @@ def scan_tree_for_secrets(root: Path, secrets: Iterable[str], *, skip: Iterable[
     if not wanted or not root.is_dir():
         return result
     skipped = {Path(p).resolve() for p in skip}
-    needles = [(s, s.encode("utf-8"), s.encode("utf-16-le")) for s in wanted]
     matcher = _Matcher(wanted)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
@@ -128,22 +156,30 @@ def scan_tree_for_secrets(root: Path, secrets: Iterable[str], *, skip: Iterable[
             if result.files_scanned >= max_files:
                 result.incomplete.append(f"more than {max_files} files; the rest were not scanned")
                 return result
-            got = _read_capped(full, max_bytes)
-            if got is None:
-                continue
-            data, truncated = got
-            result.files_scanned += 1
-            if truncated:
-                result.notes.append(f"{full.relative_to(root).as_posix()}: only its first "
-                                    f"{max_bytes // 2**20} MiB were scanned")
-            if not any(utf8 in data or utf16 in data for _, utf8, utf16 in needles):
-                continue
             rel = full.relative_to(root).as_posix()
+            scanner = ByteScanner(matcher, token_shape=False)
+            try:
+                data, _, _, complete = _read_scanning(full, root, max_bytes, scanner, MAX_STREAM_BYTES)
+            except FileNotFoundError:
+                continue
+            except RefusedFile as exc:
+                if exc.kind == "unreadable":
+                    result.incomplete.append(f"{rel} {exc.reason}")
+                continue
+            result.files_scanned += 1
+            if not complete:
+                result.incomplete.append(f"{rel}: larger than {MAX_STREAM_BYTES // 2**30} GiB; its end was not "
+                                         "searched")
+            if not scanner.hits:
+                continue
             text = _decode(data)
             found = scan_text(text, where=rel, kind="file", matcher=matcher) if text is not None else []
-            if not found:  # binary, or only its UTF-16 form in a UTF-8 file: name the file
-                hit = next(s for s, utf8, utf16 in needles if utf8 in data or utf16 in data)
-                found = [Leak(where=rel, line=None, kind="file",
-                              excerpt=f"(binary data holding {mask_secret(hit)})")]
+            for hit in _uncovered(scanner.hits, text, matcher):
+                # binary data, only its UTF-16 form in a UTF-8 file, or past the start read as text
+                if text is None or hit.line is None:
+                    found.append(Leak(where=rel, line=None, kind="file",
+                                      excerpt=f"(binary data holding {mask_secret(hit.secret)})"))
+                else:
+                    found.append(Leak(where=rel, line=hit.line, kind="file", excerpt=hit.excerpt))
             result.extend(found)
     return result

@@ -28,10 +28,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-from grading.leaks.files import MAX_FILE_BYTES, _decode, _read_capped
+from grading.leaks.files import MAX_FILE_BYTES, MAX_STREAM_BYTES, _decode, _read_capped, _read_scanning, _uncovered
 from grading.leaks.matcher import _Matcher
 from grading.leaks.model import Leak, ScanResult
+from grading.leaks.stream import ByteScanner
 from grading.leaks.text import scan_text
+from grading.safe_read import RefusedFile
 
 MAX_GIT_COPY_BYTES = 512 * 2**20    # size of .git/objects the grader will copy and read
 MAX_GIT_OUTPUT_BYTES = 1024 * 2**20  # bytes read from git cat-file
@@ -114,8 +116,12 @@ def _parse_tree(data: bytes, hash_len: int) -> list[tuple[str, str, str]]:
     return entries
 
 
-def _read_batch(proc: subprocess.Popen, on_object, result: ScanResult, label: str) -> bool:
-    """Parse ``cat-file --batch`` output: '<oid> <type> <size>\\n<content>\\n' per object."""
+def _read_batch(proc: subprocess.Popen, on_object, result: ScanResult, label: str, new_scanner=None) -> bool:
+    """Parse ``cat-file --batch`` output: '<oid> <type> <size>\\n<content>\\n' per object.
+
+    ``on_object(oid, kind, data, truncated, byte_hits)`` gets each object's first MAX_FILE_BYTES; every
+    byte of it goes through ``new_scanner(kind)`` (a :class:`ByteScanner`, or None for that kind).
+    """
     assert proc.stdout is not None
     stream, total = proc.stdout, 0
     while True:
@@ -136,18 +142,23 @@ def _read_batch(proc: subprocess.Popen, on_object, result: ScanResult, label: st
             return False
         keep = min(size, MAX_FILE_BYTES)
         data = stream.read(keep)
+        scanner = new_scanner(kind) if new_scanner is not None else None
+        if scanner is not None:
+            scanner.feed(data)
         remaining = size - len(data)
-        while remaining > 0:  # skip what is past the per-object cap
+        while remaining > 0:  # past the per-object cap: searched for tokens, not kept
             chunk = stream.read(min(remaining, 1 << 20))
             if not chunk:
                 break
+            if scanner is not None:
+                scanner.feed(chunk)
             remaining -= len(chunk)
         stream.read(1)  # the newline after the content
         total += size + 1
         if len(data) < keep or remaining > 0:
             result.incomplete.append(f"{label}: git cat-file output ended early")
             return False
-        on_object(oid, kind, data, size > keep)
+        on_object(oid, kind, data, size > keep, scanner.finish() if scanner is not None else [])
 
 
 def _scan_git(root: Path, git_dir: Path, matcher: _Matcher, result: ScanResult) -> bool:
@@ -196,7 +207,10 @@ def _scan_git(root: Path, git_dir: Path, matcher: _Matcher, result: ScanResult) 
         commits: dict[str, str] = {}          # commit id -> root tree id
         hits: dict[str, list[Leak]] = {}      # blob id -> leaks (where filled in later)
 
-        def on_object(oid: str, kind: str, data: bytes, truncated: bool) -> None:
+        def new_scanner(kind: str) -> ByteScanner | None:
+            return ByteScanner(matcher) if kind in ("blob", "commit", "tag") else None
+
+        def on_object(oid: str, kind: str, data: bytes, truncated: bool, byte_hits: list) -> None:
             result.git_objects_scanned += 1
             if kind == "tree":
                 trees[oid] = _parse_tree(data, hash_len)
@@ -208,13 +222,17 @@ def _scan_git(root: Path, git_dir: Path, matcher: _Matcher, result: ScanResult) 
             if kind not in ("blob", "commit", "tag"):
                 return
             text = _decode(data)
-            if text is None:
-                return
-            if truncated:
-                result.notes.append(f"{label}: object {oid[:12]} is larger than "
-                                    f"{MAX_FILE_BYTES // 2**20} MiB; only its start was scanned")
             where = f"{tag}{oid[:12]}" if kind == "blob" else f"{tag}{kind} {oid[:12]}"
-            found = scan_text(text, where=where, kind="git-history", matcher=matcher)
+            found = []
+            if text is not None:
+                if truncated:
+                    result.notes.append(f"{label}: object {oid[:12]} is larger than {MAX_FILE_BYTES // 2**20} "
+                                        "MiB; its start was read as text, all of it was searched for Hugging "
+                                        "Face tokens")
+                found = scan_text(text, where=where, kind="git-history", matcher=matcher)
+            # binary objects, and what is past the start read as text: every byte was searched for tokens
+            found += [Leak(where=where, line=hit.line, kind="git-history", excerpt=hit.excerpt)
+                      for hit in _uncovered(byte_hits, text, matcher)]
             if found:
                 hits.setdefault(oid if kind == "blob" else f"{kind}:{oid}", []).extend(found)
 
@@ -235,7 +253,7 @@ def _scan_git(root: Path, git_dir: Path, matcher: _Matcher, result: ScanResult) 
         timer.start()
         stderr_tail = b""
         try:
-            complete = _read_batch(proc, on_object, result, label)
+            complete = _read_batch(proc, on_object, result, label, new_scanner)
         finally:
             timer.cancel()
             if proc.poll() is None:
@@ -304,10 +322,21 @@ def _scan_git_dir_files(root: Path, git_dir: Path, matcher: _Matcher, result: Sc
             full = here / name
             if full.is_symlink() or name == "index":
                 continue
-            got = _read_capped(full, MAX_FILE_BYTES)
-            if got is None:
+            where = full.relative_to(root).as_posix()
+            scanner = ByteScanner(matcher)
+            try:
+                data, _, _, complete = _read_scanning(full, root, MAX_FILE_BYTES, scanner, MAX_STREAM_BYTES)
+            except FileNotFoundError:
                 continue
-            text = _decode(got[0])
+            except RefusedFile as exc:
+                if exc.kind == "unreadable":
+                    result.incomplete.append(f"{where} {exc.reason}")
+                continue
+            if not complete:
+                result.incomplete.append(f"{where}: larger than {MAX_STREAM_BYTES // 2**30} GiB; its end was not "
+                                         "searched")
+            text = _decode(data)
             if text is not None:
-                result.extend(scan_text(text, where=full.relative_to(root).as_posix(), kind="file",
-                                        matcher=matcher))
+                result.extend(scan_text(text, where=where, kind="file", matcher=matcher))
+            result.extend(Leak(where=where, line=hit.line, kind="file", excerpt=hit.excerpt)
+                          for hit in _uncovered(scanner.hits, text, matcher))

@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from grading.leaks.files import (MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, _decode, _iter_files, _kind_of,
-                                 _read_capped)
+from grading.leaks.files import (MAX_FILE_BYTES, MAX_FILES, MAX_STREAM_BYTES, MAX_TOTAL_BYTES, _decode, _iter_files,
+                                 _kind_of, _read_scanning, _uncovered)
 from grading.leaks.git import _scan_git, _scan_git_dir_files
 from grading.leaks.matcher import _Matcher
-from grading.leaks.model import ScanResult
+from grading.leaks.model import Leak, ScanResult
 from grading.leaks.notebooks import _scan_notebook
+from grading.leaks.stream import ByteScanner
 from grading.leaks.text import scan_text
+from grading.safe_read import RefusedFile
 
 MAX_LEAKS = 200                     # more than this is noise; the result says it stopped
 
@@ -34,7 +36,8 @@ def scan_submission(root: Path, *, extra_secrets: Iterable[str] = (), other_secr
         return result
     root = root.resolve()
     matcher = _Matcher(extra_secrets, other_secrets)
-    total = 0
+    total = 0        # bytes read as text
+    streamed = 0     # bytes searched for tokens past each file's start
     binary = 0
     for full, rel in _iter_files(root, result):
         if result.files_scanned >= MAX_FILES:
@@ -44,28 +47,46 @@ def scan_submission(root: Path, *, extra_secrets: Iterable[str] = (), other_secr
             result.incomplete.append(f"more than {MAX_TOTAL_BYTES // 2**20} MiB of files; the rest were "
                                      "not scanned")
             break
-        got = _read_capped(full, MAX_FILE_BYTES)
-        if got is None:
+        where = rel.as_posix()
+        # Every byte is searched for tokens (binary data, and past the start read as text, included);
+        # the start of a text file is also read as text (lines, notebook cells, detect-secrets).
+        scanner = ByteScanner(matcher)
+        try:
+            data, truncated, extra, complete = _read_scanning(full, root, MAX_FILE_BYTES, scanner,
+                                                              MAX_STREAM_BYTES - streamed)
+        except FileNotFoundError:
             continue
-        data, truncated = got
+        except RefusedFile as exc:
+            if exc.kind == "unreadable":        # it could hold a token: not "no leak"
+                result.incomplete.append(f"{where} {exc.reason}")
+            else:                               # a link or a special file holds no content of the submission
+                result.notes.append(f"{where} {exc.reason}; not read")
+            continue
         total += len(data)
+        streamed += extra
         result.files_scanned += 1
         text = _decode(data)
         if text is None:
             binary += 1
-            continue
-        if truncated:
-            result.notes.append(f"{rel.as_posix()}: larger than {MAX_FILE_BYTES // 2**20} MiB; only its "
-                                "start was scanned")
-        where = rel.as_posix()
-        if rel.suffix.lower() == ".ipynb":
-            result.extend(_scan_notebook(text, where, matcher))
         else:
-            result.extend(scan_text(text, where=where, kind=_kind_of(rel), matcher=matcher))
+            if truncated:
+                result.notes.append(f"{where}: larger than {MAX_FILE_BYTES // 2**20} MiB; its start was read as "
+                                    "text, all of it was searched for Hugging Face tokens")
+            if rel.suffix.lower() == ".ipynb":
+                result.extend(_scan_notebook(text, where, matcher))
+            else:
+                result.extend(scan_text(text, where=where, kind=_kind_of(rel), matcher=matcher))
+        for hit in _uncovered(scanner.hits, text, matcher):
+            result.append(Leak(where=where, line=hit.line, kind=_kind_of(rel), excerpt=hit.excerpt))
+        if not complete:
+            result.incomplete.append(f"{where}: more than {MAX_STREAM_BYTES // 2**30} GiB of files to search; "
+                                     "the end of this one and the files after it were not searched")
+            break
         if len(result) > MAX_LEAKS:
             break
     if binary:
-        result.notes.append(f"{binary} binary file(s) skipped")
+        result.notes.append(f"{binary} binary file(s) not read as text (every byte of them was searched for "
+                            "Hugging Face tokens)")
 
     git_dirs = []
     for dirpath, dirnames, _ in os.walk(root, followlinks=False):
