@@ -220,14 +220,16 @@ class Sandbox:
             self.plan.cgroups.remove()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def _kill_now(self) -> None:
-        """Kill the worker and all it started, from any thread (the pending call then reports why)."""
-        proc = self.proc
-        if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    def _kill_now(self, proc: subprocess.Popen | None = None) -> None:
+        """Kill the worker and all it started (its process group and its cgroup), from any thread; the
+        pending call then reports why."""
+        proc = proc or self.proc
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         if self.plan is not None:
             self.plan.cgroups.kill_all()
 
@@ -236,12 +238,7 @@ class Sandbox:
             self.disk.stop()
         proc, self.proc = self.proc, None
         if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            if self.plan is not None:
-                self.plan.cgroups.kill_all()
+            self._kill_now(proc)
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
