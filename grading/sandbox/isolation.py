@@ -309,14 +309,17 @@ def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
     # --dev gives a minimal /dev; GPUs stay visible so detect() and vLLM see what the grader sees.
     for device in sorted(Path("/dev").glob("nvidia*")) + sorted(Path("/dev").glob("dri/*")):
         argv += ["--dev-bind-try", str(device), str(device)]
+    # Hide the grader's home (its ~/.cache/huggingface/token) - /tmp is already private - then bring back
+    # what Python needs from either (a virtual environment or a checkout may live in /tmp or the home).
+    covered = [Path("/tmp")]
     if home != Path("/"):
-        # Hide the grader's home (its ~/.cache/huggingface/token), then bring back what Python needs.
         argv += ["--tmpfs", str(home)]
-        needed = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
-                  Path(sys.executable).resolve().parent.parent, REPO_ROOT / "grading"}
-        needed |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
-        for path in sorted(p for p in needed if _under(p, home) and p != home):
-            argv += ["--ro-bind", str(path), str(path)]
+        covered.append(home)
+    needed = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
+              Path(sys.executable).resolve().parent.parent, REPO_ROOT / "grading"}
+    needed |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
+    for path in sorted(p for p in needed if any(_under(p, c) and p != c for c in covered)):
+        argv += ["--ro-bind", str(path), str(path)]
     for hidden in [REPO_ROOT / name for name in HIDDEN_REPO_DIRS]:
         if hidden.is_dir() and not _under(workdir, hidden):
             argv += ["--tmpfs", str(hidden)]
