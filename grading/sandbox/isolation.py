@@ -43,13 +43,17 @@ def bwrap_path() -> str | None:
     path = shutil.which("bwrap")
     if not path or sys.platform != "linux":
         return None
-    probe = [path, "--unshare-user", "--unshare-pid", "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/",
-             "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
+    return path if _bwrap_runs(path, "--unshare-pid") else None
+
+
+def _bwrap_runs(path: str, *namespaces: str) -> bool:
+    """Whether ``bwrap`` with a user namespace, all capabilities dropped and ``namespaces`` runs here."""
+    probe = [path, "--unshare-user", *namespaces, "--cap-drop", "ALL", "--die-with-parent",
+             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
     try:
-        ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return path if ok else None
+        return False
 
 
 def _own_cgroup_v1(controller: str) -> str:
@@ -194,14 +198,7 @@ def _rmdir(path: Path | None) -> None:
 def bwrap_can_unshare_net() -> bool:
     """Whether bubblewrap can give a worker a network namespace of its own here."""
     path = bwrap_path()
-    if path is None:
-        return False
-    probe = [path, "--unshare-user", "--unshare-net", "--cap-drop", "ALL", "--die-with-parent", "--ro-bind", "/", "/",
-             "--dev", "/dev", "--proc", "/proc", "--", "/bin/true"]
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    return path is not None and _bwrap_runs(path, "--unshare-net")
 
 
 @dataclass
