@@ -235,7 +235,10 @@ class Sandbox:
 
     def _stop_process(self) -> None:
         if self.disk is not None:
+            # wait for a kill it may be doing: it empties the cgroup, where the next worker will run
             self.disk.stop()
+            self.disk.join(timeout=10)
+            self.disk = None
         proc, self.proc = self.proc, None
         if proc is not None:
             self._kill_now(proc)

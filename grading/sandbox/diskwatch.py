@@ -56,14 +56,14 @@ class DiskWatch(threading.Thread):
         self.interval_s = interval_s
         self.baseline, _ = folder_bytes(self.folder)     # the submission copy itself does not count
         self.exceeded = False
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def start(self) -> "DiskWatch":   # type: ignore[override]
         super().start()
         return self
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._stopping.wait(self.interval_s):
             used, entries = folder_bytes(self.folder)
             if used - self.baseline > self.budget or entries >= MAX_ENTRIES:
                 self.exceeded = True
@@ -71,4 +71,4 @@ class DiskWatch(threading.Thread):
                 return
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
