@@ -154,16 +154,49 @@ def _read_gpus(pynvml: Any) -> list[dict[str, Any]]:
     return gpus
 
 
-def torch_cuda_available() -> bool | None:
-    """``torch.cuda.is_available()`` when torch is installed; None when it is not (never installs it)."""
+def torch_cuda_available(gpu_present: bool, *, import_torch: bool = False) -> bool | None:
+    """Whether torch can use a GPU here; None when torch is not installed (never installs it).
+
+    By default this is read without importing torch, which costs a second of CPU and hundreds of MB
+    in every grading run: a CUDA build of torch (its ``torch/version.py`` sets ``cuda``) and an NVIDIA
+    GPU that NVML lists (``gpu_present``). ``import_torch=True`` (the ``doctor`` command) asks
+    ``torch.cuda.is_available()`` itself, which also catches a driver too old for that build.
+    """
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         return None
+    if not import_torch:
+        build = torch_cuda_build()
+        return None if build is None else bool(build) and gpu_present
     try:
         import torch
 
         return bool(torch.cuda.is_available())
     except Exception:  # noqa: BLE001 - a broken torch install is "no CUDA known"
         return None
+
+
+def torch_cuda_build() -> str | None:
+    """The CUDA version torch was built for ("" for a CPU build), read from ``torch/version.py``
+    without importing torch; None when torch is missing or that file does not say."""
+    import ast
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        tree = ast.parse((Path(spec.origin).parent / "version.py").read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:  # "cuda = '12.1'" or "cuda: Optional[str] = None"
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        elif isinstance(node, ast.AnnAssign):
+            target = node.target
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "cuda" and isinstance(node.value, ast.Constant):
+            return node.value.value or ""
+    return None
 
 
 def usable_cpu_count() -> int | None:
@@ -189,10 +222,10 @@ def disk_free_gb(path: str | os.PathLike[str] | None = None) -> float | None:
         return None
 
 
-def detect_hardware(path: str | os.PathLike[str] | None = None, *, with_torch: bool = True) -> dict[str, Any]:
+def detect_hardware(path: str | os.PathLike[str] | None = None, *, import_torch: bool = False) -> dict[str, Any]:
     """This machine: ``cpu_count`` (logical), ``cpu_count_usable`` (affinity), ``ram_total_mb``,
     ``ram_available_mb``, ``gpus``, ``nvidia_driver`` and ``cuda_driver`` (NVML's versions, or None),
-    ``cuda`` (torch), ``hardware_class``, ``disk_free_gb`` (of ``path``, default the working folder) and
+    ``cuda`` (whether torch can use a GPU: :func:`torch_cuda_available`), ``hardware_class``, ``disk_free_gb`` (of ``path``, default the working folder) and
     ``platform``; plus ``fake_nvml`` (the setting) when the GPUs come from the test-only fake NVML.
     """
     memory = psutil.virtual_memory()
@@ -206,7 +239,7 @@ def detect_hardware(path: str | os.PathLike[str] | None = None, *, with_torch: b
         "gpus": [{k: gpu[k] for k in ("name", "memory_total_mb", "memory_used_mb")} for gpu in gpus],
         "nvidia_driver": nvml["driver"],
         "cuda_driver": nvml["cuda_driver"],
-        "cuda": torch_cuda_available() if with_torch else None,
+        "cuda": torch_cuda_available(bool(gpus) and not fake_nvml(), import_torch=import_torch),
         "hardware_class": hardware_class(gpus),
         "disk_free_gb": disk_free_gb(path),
         "platform": sys.platform,

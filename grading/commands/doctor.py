@@ -398,7 +398,7 @@ def run_checks(path: Path | None = None, timeout: float = 0.5, *, ollama_url: st
                vllm_url: str | None = None) -> tuple[dict[str, Any], list[Check]]:
     from grading.hardware import detect_hardware
 
-    hw = detect_hardware(path)
+    hw = detect_hardware(path, import_torch=True)
     hw["disk_path"] = str((path or Path.cwd()).resolve())
     hw["models"] = model_fit(hw)
     checks = hardware_checks(hw)

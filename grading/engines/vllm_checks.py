@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import openai
 
 from grading.hf_checks import show
 from grading.sandbox.errors import StudentRaised
@@ -61,6 +60,8 @@ def check_started_server(url: str, call: str, name: str, max_len: int) -> None:
     assert cards[name].get("max_model_len") == max_len, (
         f"the server started by {call} has max_model_len {cards[name].get('max_model_len')}, "
         f"not {max_len}: pass --max-model-len")
+    import openai  # here, not at the top: half a second of import that only the engine tier needs
+
     client = openai.OpenAI(base_url=url + "/v1", api_key="EMPTY", max_retries=0, timeout=120)
     chat = client.chat.completions.create(model=name, max_tokens=4, temperature=0,
                                           messages=[{"role": "user", "content": "Say hello."}])
