@@ -8,6 +8,7 @@ NVML is unavailable and torch happens to be installed. No GPU -> ``gpus == []``.
 from __future__ import annotations
 
 import os
+import sys
 
 __all__ = ["detect", "estimate_memory_gb", "fits", "sample_usage"]
 
@@ -62,6 +63,9 @@ def _torch_gpus() -> list:
 
         if importlib.util.find_spec("torch") is None:
             return []
+        if sys.platform.startswith("linux") and not any(
+                os.path.exists(p) for p in ("/proc/driver/nvidia", "/dev/nvidia0", "/dev/kfd")):
+            return []  # no GPU driver loaded: importing torch (a second) could not find a device
         import torch
 
         if not torch.cuda.is_available():
