@@ -44,3 +44,29 @@ def test_one_at_a_time_is_not_graded_twice(tmp_path: Path) -> None:
     done = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
             if json.loads(line).get("event") == "done"]
     assert len(done) == 1 and not any("graded again" in note for note in summary["notes"])
+
+
+def _checkpoint(cid: str, score: float, max_score: float = 10.0) -> dict:
+    return {"id": cid, "title": cid, "score": score, "max_score": max_score, "status": "x",
+            "tests": [{"name": "test_a", "outcome": "passed" if score == max_score else "failed",
+                       "score": score, "max_score": max_score, "message": ""}]}
+
+
+def test_only_the_checkpoints_graded_again_are_replaced() -> None:
+    from grading.batch.runner import _alone_task, _merge_regrade
+
+    task = _alone_task({"key": "k", "only": None}, ["failover.test_min_interval_respected", "hf_chat.test_ttft"])
+    assert task["only"] == "failover,hf_chat" and task["alone_after"][0].startswith("failover.")
+    first = {"key": "k", "log": "first", "notes": [], "report": {
+        "score": 14.0, "max_score": 30.0, "duration_s": 30.0, "notes": [],
+        "checkpoints": [_checkpoint("auth", 10.0), _checkpoint("failover", 4.0), _checkpoint("hf_chat", 0.0)]}}
+    again = {"key": "k", "log": "second", "notes": [], "report": {
+        "score": 20.0, "max_score": 20.0, "duration_s": 6.0, "error": None,
+        "checkpoints": [_checkpoint("failover", 10.0), _checkpoint("hf_chat", 10.0)]}}
+    merged = _merge_regrade(first, again)["report"]
+    assert [c["id"] for c in merged["checkpoints"]] == ["auth", "failover", "hf_chat"]
+    assert (merged["score"], merged["max_score"], merged["duration_s"]) == (30.0, 30.0, 36.0)
+    assert any("failover, hf_chat graded again alone" in note for note in merged["notes"])
+    failed = _merge_regrade(first, {"key": "k", "log": "", "report": {"error": "grading took too long",
+                                                                       "checkpoints": []}})["report"]
+    assert failed["score"] == 14.0 and "grading took too long" in failed["notes"][-1]
