@@ -78,7 +78,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: min(4, cores))")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads (default: half the usable CPUs, 1 to 4, as the local tier uses)")
     args = parser.parse_args()
     try:
         server = create(tier="local", seed=1)

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("src", type=Path, help="folder of submissions (folders or zips), or an export zip")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created; reused on re-runs)")
     parser.add_argument("--jobs", "-j", type=int, default=None,
-                        help="submissions graded at once (default: from cores and free memory)")
+                        help="submissions graded at once (default: 4 per core, as free memory allows, at most 16)")
     parser.add_argument("--regrade", action="store_true", help="grade again what the manifest says is done")
     parser.add_argument("--tier", choices=TIERS, default="sim", help="services to grade against (default: sim)")
     parser.add_argument("--only", default=None, help="comma-separated checkpoint ids, e.g. auth,hardware")
