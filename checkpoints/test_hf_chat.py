@@ -33,6 +33,9 @@ ROLE_CHUNK_AT = 0.0        # the role-only chunk goes out at once, 0.3 s before 
 CHUNKS_PROVIDER = "cerebras"
 CHAT_KEYS = ("text", "model", "provider", "latency_s", "usage")
 STREAM_KEYS = ("text", "ttft_s", "latency_s", "chunks")
+# How each result must look, as the missing-keys message says it ("it must return a ...").
+CHAT_RESULT = "dict with text, model, provider, latency_s and usage {prompt_tokens, completion_tokens}"
+STREAM_RESULT = "dict with text, ttft_s, latency_s and chunks"
 
 
 def _messages(topic: str) -> list[dict[str, str]]:
@@ -43,6 +46,22 @@ def _messages(topic: str) -> list[dict[str, str]]:
 def _call_text(name: str, messages: list, **kwargs: Any) -> str:
     parts = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     return f"{name}(messages, {parts})"
+
+
+def _observed(lab: Any, sim: Any, target: str, messages: list, keys: tuple[str, ...], what_to_return: str,
+              token: str, **kwargs: Any) -> tuple[str, Observed, Any]:
+    """Call ``target`` (e.g. ``"hf_chat.chat"``) while watching the simulator; the result must have ``keys``.
+
+    Returns (the call as text, what was observed, the result).
+    """
+    call = _call_text(target.rsplit(".", 1)[-1], messages, **kwargs)
+    obs = observe(lab, sim, target, messages, **kwargs)
+    result = obs.value
+    missing = missing_keys(result, keys)
+    assert not missing, (
+        f"{call} returned {show(result, [token])}, without {', '.join(missing)}; it must return a "
+        f"{what_to_return}")
+    return call, obs, result
 
 
 # -- the simulator ---------------------------------------------------------------------------------
@@ -130,13 +149,8 @@ def test_chat_explicit_provider(lab, hf_sim, thresholds, canary_token):
     for number, (provider, seconds) in enumerate(EXPLICIT_CASES):
         messages = _messages(f"why does provider choice matter? (case {number})")
         kwargs = dict(model=CHAT_MODEL, provider=provider, max_tokens=48)
-        call = _call_text("chat", messages, **kwargs)
-        obs = observe(lab, hf_sim, "hf_chat.chat", messages, **kwargs)
-        result = obs.value
-        missing = missing_keys(result, CHAT_KEYS)
-        assert not missing, (
-            f"{call} returned {show(result, [canary_token])}, without {', '.join(missing)}; it must return a "
-            "dict with text, model, provider, latency_s and usage {prompt_tokens, completion_tokens}")
+        call, obs, result = _observed(lab, hf_sim, "hf_chat.chat", messages, CHAT_KEYS, CHAT_RESULT, canary_token,
+                                       **kwargs)
         rec = _the_chat_request(obs, call, canary_token)
         requested = (rec.extra or {}).get("requested_provider")
         assert rec.provider == provider and requested != "auto", (
@@ -164,13 +178,8 @@ def test_chat_auto_provider(lab, hf_sim, thresholds, canary_token):
         _pace(hf_sim, choice, AUTO_SECONDS)
     messages = _messages("what does the router do with provider auto?")
     kwargs = dict(model=CHAT_MODEL, provider="auto", max_tokens=40)
-    call = _call_text("chat", messages, **kwargs)
-    obs = observe(lab, hf_sim, "hf_chat.chat", messages, **kwargs)
-    result = obs.value
-    missing = missing_keys(result, CHAT_KEYS)
-    assert not missing, (
-        f"{call} returned {show(result, [canary_token])}, without {', '.join(missing)}; it must return a "
-        "dict with text, model, provider, latency_s and usage {prompt_tokens, completion_tokens}")
+    call, obs, result = _observed(lab, hf_sim, "hf_chat.chat", messages, CHAT_KEYS, CHAT_RESULT, canary_token,
+                                   **kwargs)
     rec = _the_chat_request(obs, call, canary_token)
     requested = (rec.extra or {}).get("requested_provider")
     assert requested == "auto", (
@@ -201,13 +210,8 @@ def test_chat_openai(lab, hf_sim, thresholds, canary_token):
     model = f"{CHAT_MODEL}:{OPENAI_PROVIDER}"
     messages = _messages("why is an OpenAI-compatible API useful?")
     kwargs = dict(model=model, max_tokens=40)
-    call = _call_text("chat_openai", messages, **kwargs)
-    obs = observe(lab, hf_sim, "hf_chat.chat_openai", messages, **kwargs)
-    result = obs.value
-    missing = missing_keys(result, CHAT_KEYS)
-    assert not missing, (
-        f"{call} returned {show(result, [canary_token])}, without {', '.join(missing)}; it must return a "
-        "dict with text, model, provider, latency_s and usage {prompt_tokens, completion_tokens}")
+    call, obs, result = _observed(lab, hf_sim, "hf_chat.chat_openai", messages, CHAT_KEYS, CHAT_RESULT,
+                                   canary_token, **kwargs)
     rec = _the_chat_request(obs, call, canary_token)
     route = (rec.extra or {}).get("route")
     assert route == "router-chat" and rec.path.rstrip("/").endswith("/v1/chat/completions"), (
@@ -238,13 +242,8 @@ def test_chat_openai(lab, hf_sim, thresholds, canary_token):
 def _stream(lab: Any, sim: Any, provider: str, topic: str, token: str) -> tuple[str, dict, Any]:
     messages = _messages(topic)
     kwargs = dict(model=CHAT_MODEL, provider=provider, max_tokens=24)
-    call = _call_text("stream_chat", messages, **kwargs)
-    obs = observe(lab, sim, "hf_chat.stream_chat", messages, **kwargs)
-    result = obs.value
-    missing = missing_keys(result, STREAM_KEYS)
-    assert not missing, (
-        f"{call} returned {show(result, [token])}, without {', '.join(missing)}; it must return a dict with "
-        "text, ttft_s, latency_s and chunks")
+    call, obs, result = _observed(lab, sim, "hf_chat.stream_chat", messages, STREAM_KEYS, STREAM_RESULT, token,
+                                  **kwargs)
     rec = _the_chat_request(obs, call, token)
     assert (rec.extra or {}).get("stream") is True, (
         f"{call} did not stream: the request had no \"stream\": true; call "

@@ -105,6 +105,21 @@ def _fail(header: str, problems: list[str]) -> None:
         raise AssertionError(header + "\n" + "\n".join(f"- {p}" for p in problems))
 
 
+def _row_problems(measured: Measurement, thresholds: dict[str, Any], *, skip_auto: bool = True,
+                  **checks: bool) -> list[str]:
+    """Problems with the result rows, one provider at a time (``checks``: judge_provider_row's check_* flags).
+
+    ``skip_auto``: leave out "auto" (judged in test_auto_measured_as_auto).
+    """
+    problems = []
+    for provider, row in zip(PROVIDERS, measured.rows()):
+        if skip_auto and provider == AUTO:
+            continue
+        problems += judge_provider_row(row, measured.logged(provider), thresholds, runs=RUNS,
+                                       label=_label(provider), **checks)
+    return problems
+
+
 @pytest.fixture(scope="module")
 def measured(lab: Any, services: Any, canary_token: str) -> Iterator[Measurement]:
     """Configure the providers, make the one call, and keep the log of the requests it made."""
@@ -178,35 +193,19 @@ def test_result_shape(measured: Measurement) -> None:
 
 
 def test_exact_runs_no_retries(measured: Measurement) -> None:
-    rows = measured.rows()
-    problems = []
-    for provider, row in zip(PROVIDERS, rows):
-        problems += judge_provider_row(row, measured.logged(provider), {}, runs=RUNS, label=_label(provider),
-                                       check_counts=False, check_stats=False)
+    problems = _row_problems(measured, {}, skip_auto=False, check_counts=False, check_stats=False)
     _fail(f"compare_providers(runs={RUNS}) must make exactly {RUNS} requests per provider, no more, no fewer:",
           problems)
 
 
 def test_success_counts(measured: Measurement, thresholds: dict[str, Any]) -> None:
-    rows = measured.rows()
-    problems = []
-    for provider, row in zip(PROVIDERS, rows):
-        if provider == AUTO:
-            continue  # judged in test_auto_measured_as_auto
-        problems += judge_provider_row(row, measured.logged(provider), thresholds, runs=RUNS,
-                                       label=_label(provider), check_requests=False, check_stats=False)
+    problems = _row_problems(measured, thresholds, check_requests=False, check_stats=False)
     _fail("the success counts do not match what the providers answered (a run that raised — an HTTP error, "
           "a malformed body, a timeout — is a failure):", problems)
 
 
 def test_latency_stats_match_log(measured: Measurement, thresholds: dict[str, Any]) -> None:
-    rows = measured.rows()
-    problems = []
-    for provider, row in zip(PROVIDERS, rows):
-        if provider == AUTO:
-            continue  # judged in test_auto_measured_as_auto
-        problems += judge_provider_row(row, measured.logged(provider), thresholds, runs=RUNS,
-                                       label=_label(provider), check_requests=False, check_counts=False)
+    problems = _row_problems(measured, thresholds, check_requests=False, check_counts=False)
     over = client_overhead(thresholds)
     _fail("the latency statistics do not match how long your requests really took at the providers (accepted: "
           f"within max(10 ms, 5 %) of the log's, plus up to {over * 1000:.0f} ms above it for your client's own "

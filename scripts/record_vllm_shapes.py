@@ -20,23 +20,16 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-MESSAGES = [{"role": "user", "content": "Why does continuous batching raise throughput?"}]
+sys.path.insert(0, str(ROOT))
+
+from grading.sims.openai_server.malformed import MESSAGES  # noqa: E402
+from grading.sims.openai_server.malformed import error_requests as contract_error_requests  # noqa: E402
 
 
 def error_requests(max_len: int) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The malformed requests, sized to the server's context (``max_len``)."""
-    return {
-        "missing_messages": ("/v1/chat/completions", {"model": "smollm2"}),
-        "unknown_model": ("/v1/chat/completions", {"model": "gpt-4o", "messages": MESSAGES}),
-        "temperature_negative": ("/v1/chat/completions", {"messages": MESSAGES, "temperature": -1}),
-        "max_tokens_zero": ("/v1/completions", {"prompt": "hi", "max_tokens": 0}),
-        "max_tokens_over_context": ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": max_len + 100}),
-        "prompt_too_long": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "a " * (2 * max_len)}]}),
-        "greedy_n": ("/v1/chat/completions", {"messages": MESSAGES, "n": 2, "temperature": 0}),
-        "stream_options_without_stream": ("/v1/chat/completions", {"messages": MESSAGES,
-                                                                    "stream_options": {"include_usage": True}}),
-        "missing_prompt": ("/v1/completions", {"model": "smollm2"}),
-    }
+    """The malformed requests, sized to the server's context (``max_len``): those of the contract test,
+    and a text completion without a prompt."""
+    return {**contract_error_requests(max_len), "missing_prompt": ("/v1/completions", {"model": "smollm2"})}
 
 
 def events(client: httpx.Client, path: str, body: dict[str, Any]) -> list[Any]:

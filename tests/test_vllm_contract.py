@@ -19,10 +19,9 @@ import httpx
 import pytest
 
 from grading.sims.openai_server import create
+from grading.sims.openai_server.malformed import MESSAGES, error_requests
 
 pytestmark = pytest.mark.engine
-
-MESSAGES = [{"role": "user", "content": "Why does continuous batching raise throughput?"}]
 
 
 @pytest.fixture(scope="module")
@@ -147,20 +146,6 @@ def test_stream_framing(real, sim, path, usage):
 
 
 # -- malformed requests -------------------------------------------------------------------------------
-def error_cases(max_len: int) -> dict[str, tuple[str, dict[str, Any]]]:
-    return {
-        "missing_messages": ("/v1/chat/completions", {"model": "smollm2"}),
-        "unknown_model": ("/v1/chat/completions", {"model": "gpt-4o", "messages": MESSAGES}),
-        "temperature_negative": ("/v1/chat/completions", {"messages": MESSAGES, "temperature": -1}),
-        "max_tokens_zero": ("/v1/completions", {"prompt": "hi", "max_tokens": 0}),
-        "max_tokens_over_context": ("/v1/chat/completions", {"messages": MESSAGES, "max_tokens": max_len + 100}),
-        "prompt_too_long": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "a " * (2 * max_len)}]}),
-        "greedy_n": ("/v1/chat/completions", {"messages": MESSAGES, "n": 2, "temperature": 0}),
-        "stream_options_without_stream": ("/v1/chat/completions", {
-            "messages": MESSAGES, "stream_options": {"include_usage": True}}),
-    }
-
-
 def masked(message: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "N", message)
 
@@ -168,7 +153,7 @@ def masked(message: str) -> str:
 @pytest.mark.parametrize("stream", [False, True])
 def test_error_bodies(real, sim, max_len, stream):
     problems = []
-    for case, (path, body) in error_cases(max_len).items():
+    for case, (path, body) in error_requests(max_len).items():
         if case == "stream_options_without_stream" and stream:
             continue
         body = {**body, "stream": stream} if case != "stream_options_without_stream" else body

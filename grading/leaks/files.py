@@ -84,6 +84,28 @@ def _read_scanning(path: Path, root: Path, cap: int, scanner: ByteScanner,
     return data[:cap], len(data) > cap, streamed, complete
 
 
+def _read_or_note(path: Path, root: Path, where: str, cap: int, scanner: ByteScanner,
+                  result: ScanResult) -> bytes | None:
+    """:func:`_read_scanning` with a budget of ``MAX_STREAM_BYTES``, what it could not do noted in ``result``.
+
+    Returns the file's first ``cap`` bytes, or None when the file is gone or refused (an unreadable one
+    makes ``result`` incomplete; a link or a special file is passed over). A file whose end was not
+    searched makes ``result`` incomplete too. ``where`` names the file in those notes.
+    """
+    try:
+        data, _, _, complete = _read_scanning(path, root, cap, scanner, MAX_STREAM_BYTES)
+    except FileNotFoundError:
+        return None
+    except RefusedFile as exc:
+        if exc.kind == "unreadable":
+            result.incomplete.append(f"{where} {exc.reason}")
+        return None
+    if not complete:
+        result.incomplete.append(f"{where}: larger than {MAX_STREAM_BYTES // 2**30} GiB; its end was not "
+                                 "searched")
+    return data
+
+
 def _uncovered(hits: list, text: str | None, matcher: _Matcher) -> list:
     """The byte scan's hits that the text scan of ``text`` (the file's start, read as text) did not see."""
     if not hits:
@@ -158,18 +180,10 @@ def scan_tree_for_secrets(root: Path, secrets: Iterable[str], *, skip: Iterable[
                 return result
             rel = full.relative_to(root).as_posix()
             scanner = ByteScanner(matcher, token_shape=False)
-            try:
-                data, _, _, complete = _read_scanning(full, root, max_bytes, scanner, MAX_STREAM_BYTES)
-            except FileNotFoundError:
-                continue
-            except RefusedFile as exc:
-                if exc.kind == "unreadable":
-                    result.incomplete.append(f"{rel} {exc.reason}")
+            data = _read_or_note(full, root, rel, max_bytes, scanner, result)
+            if data is None:
                 continue
             result.files_scanned += 1
-            if not complete:
-                result.incomplete.append(f"{rel}: larger than {MAX_STREAM_BYTES // 2**30} GiB; its end was not "
-                                         "searched")
             if not scanner.hits:
                 continue
             text = _decode(data)

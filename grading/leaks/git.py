@@ -28,12 +28,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-from grading.leaks.files import MAX_FILE_BYTES, MAX_STREAM_BYTES, _decode, _read_capped, _read_scanning, _uncovered
+from grading.leaks.files import MAX_FILE_BYTES, _decode, _read_capped, _read_or_note, _uncovered
 from grading.leaks.matcher import _Matcher
 from grading.leaks.model import Leak, ScanResult
 from grading.leaks.stream import ByteScanner
 from grading.leaks.text import scan_text
-from grading.safe_read import RefusedFile
 
 MAX_GIT_COPY_BYTES = 512 * 2**20    # size of .git/objects the grader will copy and read
 MAX_GIT_OUTPUT_BYTES = 1024 * 2**20  # bytes read from git cat-file
@@ -324,17 +323,9 @@ def _scan_git_dir_files(root: Path, git_dir: Path, matcher: _Matcher, result: Sc
                 continue
             where = full.relative_to(root).as_posix()
             scanner = ByteScanner(matcher)
-            try:
-                data, _, _, complete = _read_scanning(full, root, MAX_FILE_BYTES, scanner, MAX_STREAM_BYTES)
-            except FileNotFoundError:
+            data = _read_or_note(full, root, where, MAX_FILE_BYTES, scanner, result)
+            if data is None:
                 continue
-            except RefusedFile as exc:
-                if exc.kind == "unreadable":
-                    result.incomplete.append(f"{where} {exc.reason}")
-                continue
-            if not complete:
-                result.incomplete.append(f"{where}: larger than {MAX_STREAM_BYTES // 2**30} GiB; its end was not "
-                                         "searched")
             text = _decode(data)
             if text is not None:
                 result.extend(scan_text(text, where=where, kind="file", matcher=matcher))
