@@ -4,7 +4,8 @@ The strongest available layer is used and described in words (the report's ``iso
 
 * ``bwrap``: user, pid, ipc and uts namespaces; the file system read-only except the worker's own
   folder and a private ``/tmp``; the grader's home (its Hugging Face token), ``reference/``,
-  ``checkpoints/`` and ``tests/`` hidden. Given relays (port -> the grader's unix socket of a
+  ``checkpoints/`` and ``tests/`` hidden, and the machine's other homes, logs, service state and
+  password files (:data:`MACHINE_SECRET_DIRS`, :data:`MACHINE_SECRET_FILES`). Given relays (port -> the grader's unix socket of a
   service), also a network namespace of its own with loopback only: the services are reached through
   :mod:`grading.sandbox.netrelay` on their usual ports, and no other address answers.
 * cgroups (v2, else v1): ``pids.max`` stops fork bombs (root ignores RLIMIT_NPROC), a memory limit
@@ -35,6 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Folders of the grader that student code must not read (the solution, the hidden tests).
 HIDDEN_REPO_DIRS = ("reference", "checkpoints", "tests", ".git")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# The machine's own secrets, hidden as the grader's home is: the worker runs as the real root (in a user
+# namespace, capabilities dropped), and root owns these; what student code reads can come back to it in
+# its report. Folders get an empty tmpfs (what Python needs under one is bound back), files /dev/null.
+MACHINE_SECRET_DIRS = ("/home", "/root", "/srv", "/mnt", "/media", "/var/lib", "/var/log", "/var/mail",
+                       "/var/spool", "/var/backups", "/var/cache", "/etc/ssh", "/etc/ssl/private")
+MACHINE_SECRET_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers",
+                        "/etc/security/opasswd")
 
 
 @functools.lru_cache(maxsize=1)
@@ -296,7 +304,8 @@ def extra_hidden_paths() -> list[Path]:
 
 
 def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
-    """bubblewrap arguments: everything read-only, the grader's secrets hidden, ``workdir`` writable."""
+    """bubblewrap arguments: everything read-only, the grader's and the machine's secrets hidden
+    (:data:`MACHINE_SECRET_DIRS`), ``workdir`` writable."""
     home = Path(os.path.expanduser("~")).resolve()
     # --cap-drop ALL: started by root, bwrap maps uid 0 to the real root and would keep every capability
     # inside, enough to unmount the tmpfs over the grader's secrets or remount / read-write.
@@ -309,9 +318,14 @@ def bwrap_argv(workdir: Path, keep_fds: list[int]) -> list[str]:
     # Hide the grader's home (its ~/.cache/huggingface/token) - /tmp is already private - then bring back
     # what Python needs from either (a virtual environment or a checkout may live in /tmp or the home).
     covered = [Path("/tmp")]
-    if home != Path("/"):
-        argv += ["--tmpfs", str(home)]
-        covered.append(home)
+    for folder in [home, *map(Path, MACHINE_SECRET_DIRS)]:
+        if (folder != Path("/") and folder.is_dir() and not folder.is_symlink()
+                and not any(_under(folder, c) for c in covered)):
+            argv += ["--tmpfs", str(folder)]
+            covered.append(folder)
+    for secret in map(Path, MACHINE_SECRET_FILES):
+        if secret.is_file() and not secret.is_symlink():
+            argv += ["--ro-bind", "/dev/null", str(secret)]
     needed = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
               Path(sys.executable).resolve().parent.parent, REPO_ROOT / "grading"}
     needed |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
