@@ -49,6 +49,8 @@ def executed(lab, services, canary_token, grading_context) -> dict[str, Any]:
         error = None
     except Exception as exc:  # a StudentCodeError: the worker itself failed; every item says so
         summary, error = {"notebooks": []}, exc
+    for nb in summary["notebooks"]:   # the canary in what a cell output: judged by auth, with all that was printed
+        grading_context.note_printed("notebooks", [f"{nb['name']}, {line}" for line in nb.get("printed") or []])
     result = {"by_name": {nb["name"]: nb for nb in summary["notebooks"]}, "error": error,
               "records": list(services.log.records()), "token": canary_token}
     _RUNS[id(lab)] = result

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,3 +105,35 @@ def test_runner_timeout_error_and_images(tmp_path):
     assert "Cell In[2]" in error["error"]["traceback"] and "\x1b[" not in error["error"]["traceback"]
     assert value["status"] == "ok" and value["outputs"][0]["data"]["text/plain"] == "42"
     assert hang["status"] == "timeout" and after["status"] == "not_run"
+
+
+def test_runner_finds_watched_strings_in_whole_outputs(tmp_path):
+    secret = "hf_" + "WatchedStringForThisTestOnly"
+    _notebook(tmp_path / "w.ipynb", f"print('x' * 9000 + ' {secret}')",     # past the clipped copy's end
+              f"raise ValueError('{secret[3:]}')", "'clean'")
+    result = notebooks.run_request(tmp_path, {"names": ["w.ipynb"], "cell_timeout_s": 20, "notebook_timeout_s": 60,
+                                              "watch": [secret, secret[3:]]})
+    (nb,) = result["notebooks"]
+    assert secret not in nb["cells"][0]["outputs"][0]["text"]        # the report's copy is clipped...
+    printed = nb["printed"]
+    assert any(line.startswith("cell 1: ") and secret in line for line in printed), printed   # ...not the search
+    assert any(line.startswith("cell 2: ") for line in printed) and not any("cell 3" in x for x in printed)
+    assert all(len(line) < 400 for line in printed)
+
+
+def test_canary_printed_by_a_notebook_costs_auth_once(tmp_path):
+    sub = tmp_path / "sub"
+    shutil.copytree(REPO_ROOT / "reference", sub, ignore=shutil.ignore_patterns("__pycache__"))
+    path = sub / "chat_inference_practice.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_code_cell("import os\nprint('my token is', os.environ['HF_TOKEN'])"))
+    nbformat.write(nb, path)
+    report = run_checkpoints(sub, out_json=tmp_path / "report.json", seed=SEED, only="auth,notebooks")
+    checkpoints = {c["id"]: c for c in report["checkpoints"]}
+    assert checkpoints["notebooks"]["score"] == POINTS         # judged in one place: auth
+    lost = {t["name"]: t["message"] for t in checkpoints["auth"]["tests"] if t["outcome"] != "passed"}
+    assert set(lost) == {"test_no_token_in_output"}, lost
+    message = lost["test_no_token_in_output"]
+    assert "notebooks checkpoint" in message and "chat_inference_practice.ipynb, cell 3" in message, message
+    text = (tmp_path / "report.json").read_text()
+    assert "hf_…" in message and not re.search(r"hf_[A-Za-z0-9]{20,}", text)

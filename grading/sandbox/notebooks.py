@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -90,13 +91,49 @@ def _outputs(cell: Any, root: str) -> list[dict[str, Any]]:
                 if mime in data:
                     value = data[mime]
                     value = value if isinstance(value, str) else "".join(value) if isinstance(value, list) \
-                        else __import__("json").dumps(value)
+                        else json.dumps(value)
                     texts[mime] = _clip(_student_text(value, root))
             images = [_image(mime, data[mime]) for mime in IMAGE_MIMES if mime in data]
             out.append({"type": kind, "data": texts, "images": images})
         elif kind == "error":
             out.append({"type": "error", "name": output.get("ename"), "value": _clip(str(output.get("evalue")), 500)})
     return out
+
+
+#: lines holding a watched string (the canary) kept per notebook, each cut to this many characters around it
+MAX_WATCHED_LINES = 5
+WATCHED_CONTEXT = 120
+
+
+def _output_texts(output: Any) -> list[str]:
+    """Every text a cell output shows: stream text, the text forms of a result, an error and its traceback."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        return [str(output.get("text", ""))]
+    if kind in ("execute_result", "display_data"):
+        data = output.get("data", {})
+        return [v if isinstance(v, str) else "".join(map(str, v)) if isinstance(v, list) else json.dumps(v)
+                for mime, v in data.items() if mime in TEXT_MIMES]
+    if kind == "error":
+        return [str(output.get("evalue", "")), *map(str, output.get("traceback") or [])]
+    return []
+
+
+def watched_lines(nb: Any, ran: set[int], watch: list[str]) -> list[str]:
+    """Lines of the outputs of the cells ``ran`` (indexes) that hold a ``watch`` string, whole outputs
+    searched (not the clipped copies the report gets), each cut to the string and a little around it."""
+    found: list[str] = []
+    for index in sorted(ran):
+        for output in nb.cells[index].get("outputs", []):
+            for text in _output_texts(output):
+                for line in text.splitlines():
+                    hits = [line.find(w) for w in watch if w and w in line]
+                    if hits:
+                        start = max(0, min(hits) - WATCHED_CONTEXT)
+                        found.append(f"cell {index + 1}: {line[start:min(hits) + WATCHED_CONTEXT + 64]}")
+                        if len(found) >= MAX_WATCHED_LINES:
+                            return found
+    return found
 
 
 def _error_of(cell: Any, root: str) -> dict[str, str] | None:
@@ -132,14 +169,19 @@ def _load(path: Path) -> tuple[Any, str | None]:
 
 
 def run_notebook(path: Path, *, root: Path, cell_timeout_s: float, notebook_timeout_s: float,
-                 kernel_argv: list[str], kernel_env: dict[str, str], startup_timeout_s: float = 60.0) -> dict[str, Any]:
-    """Execute one notebook top to bottom in a fresh kernel; never raises for anything the notebook does."""
+                 kernel_argv: list[str], kernel_env: dict[str, str], startup_timeout_s: float = 60.0,
+                 watch: list[str] | None = None) -> dict[str, Any]:
+    """Execute one notebook top to bottom in a fresh kernel; never raises for anything the notebook does.
+
+    ``summary["printed"]``: lines of what the run's cells output that hold a ``watch`` string (the
+    canary), for the ``auth`` checkpoint to judge with everything else the student's code printed.
+    """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     started = time.monotonic()
     summary: dict[str, Any] = {"name": path.name, "status": "ok", "message": None, "cells": [],
-                               "kernel_start_s": None, "duration_s": 0.0}
+                               "kernel_start_s": None, "duration_s": 0.0, "printed": []}
     nb, problem = _load(path)
     if nb is None:
         summary.update(status="missing" if "not found" in (problem or "") else "invalid", message=problem)
@@ -204,6 +246,8 @@ def run_notebook(path: Path, *, root: Path, cell_timeout_s: float, notebook_time
                 f"no cell was run" + (f". Its output:\n{tail}" if tail else "")))
     finally:
         stderr_file.close()
+    ran = {c["index"] for c in cells if c["cell_type"] == "code" and c["t_start"] is not None}
+    summary["printed"] = watched_lines(nb, ran, list(watch or []))
     if summary["status"] == "ok":
         failed = [c for c in cells if c["status"] == "error"]
         if failed:
@@ -247,7 +291,7 @@ def run_request(root: Path, request: dict[str, Any]) -> dict[str, Any]:
             results.append(run_notebook(path, root=root, cell_timeout_s=cell_timeout_s,
                                         notebook_timeout_s=notebook_timeout_s,
                                         kernel_argv=list(request.get("kernel_argv") or default_kernel_argv()),
-                                        kernel_env=env))
+                                        kernel_env=env, watch=[str(w) for w in request.get("watch") or []]))
         return {"notebooks": results}
     finally:
         shutil.rmtree(site_dir, ignore_errors=True)
@@ -256,7 +300,8 @@ def run_request(root: Path, request: dict[str, Any]) -> dict[str, Any]:
 def run_in_sandbox(lab: Any, names: list[str], *, cell_timeout_s: float = 30.0,
                    notebook_timeout_s: float = 120.0) -> dict[str, Any]:
     """The grader's side: run ``names`` in ``lab``'s worker (one worker, one fresh kernel each)."""
-    payload = {"names": list(names), "cell_timeout_s": cell_timeout_s, "notebook_timeout_s": notebook_timeout_s}
+    payload = {"names": list(names), "cell_timeout_s": cell_timeout_s, "notebook_timeout_s": notebook_timeout_s,
+               "watch": list(getattr(lab, "watch_output", ()))}
     # the notebooks' own limits stop them; the call's limit only catches a worker that stops answering
     budget = len(names) * (notebook_timeout_s + 60.0) + 30.0
     return lab.op("notebook", payload, label="the notebooks", timeout_s=budget)
