@@ -33,6 +33,7 @@ from grading.leaks.matcher import _Matcher
 from grading.leaks.model import Leak, ScanResult
 from grading.leaks.stream import ByteScanner
 from grading.leaks.text import scan_text
+from grading.safe_read import RefusedFile, open_regular
 
 MAX_GIT_COPY_BYTES = 512 * 2**20    # size of .git/objects the grader will copy and read
 MAX_GIT_OUTPUT_BYTES = 1024 * 2**20  # bytes read from git cat-file
@@ -87,15 +88,17 @@ def _copy_objects(src: Path, dst: Path, result: ScanResult, label: str) -> bool:
             if rel.parts[:1] == ("info",) and name in ("alternates", "http-alternates"):
                 result.notes.append(f"{label}: objects/info/{name} ignored (it points outside the submission)")
                 continue
-            full = here / name
-            if full.is_symlink() or not full.is_file():
+            try:   # a regular file, not a link nor a pipe (not even one swapped in after the walk saw it)
+                with open_regular(here / name, root=src) as handle:
+                    total += os.fstat(handle.fileno()).st_size
+                    if total > MAX_GIT_COPY_BYTES:
+                        result.incomplete.append(f"{label}: the repository is larger than "
+                                                 f"{MAX_GIT_COPY_BYTES // 2**20} MiB; its history was not checked")
+                        return False
+                    with open(dst / rel, "xb") as out:
+                        shutil.copyfileobj(handle, out)
+            except (RefusedFile, OSError):
                 continue
-            total += full.stat().st_size
-            if total > MAX_GIT_COPY_BYTES:
-                result.incomplete.append(f"{label}: the repository is larger than "
-                                         f"{MAX_GIT_COPY_BYTES // 2**20} MiB; its history was not checked")
-                return False
-            shutil.copyfile(full, dst / rel, follow_symlinks=False)
     return True
 
 
