@@ -8,8 +8,9 @@ started by the worker inside the namespace before any student code, listens on `
 service's socket. Student code keeps the URLs it was given (``http://127.0.0.1:PORT``) and the real
 default ports (Ollama's 11434, vLLM's 8000) - and nothing else answers.
 
-Run as ``python -I -m grading.sandbox.netrelay '{"11434": "/run/.../ollama.sock", ...}'``; it prints
-``ready`` once every listener is bound and serves until it is killed with the worker.
+The worker forks it before any student code is imported (:func:`run`); or run it as
+``python -I -m grading.sandbox.netrelay '{"11434": "/run/.../ollama.sock", ...}'``. It says ``ready``
+once every listener is bound and serves until it is killed with the worker.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import json
 import socket
 import sys
+from typing import Callable
 
 __all__ = ["serve"]
 
@@ -59,8 +61,13 @@ async def _relay(socket_path: str, client_reader: asyncio.StreamReader,
             writer.close()
 
 
-async def serve(port_to_socket: dict[int, str]) -> None:
-    """Listen on every port of the map (IPv4 and, where the namespace has it, IPv6 loopback)."""
+def _print_ready() -> None:
+    print("ready", flush=True)
+
+
+async def serve(port_to_socket: dict[int, str], ready: Callable[[], None] = _print_ready) -> None:
+    """Listen on every port of the map (IPv4 and, where the namespace has it, IPv6 loopback); call
+    ``ready`` once they all listen."""
     servers = []
     for port, path in sorted(port_to_socket.items()):
         def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter, path: str = path) -> "asyncio.Future":
@@ -71,16 +78,25 @@ async def serve(port_to_socket: dict[int, str]) -> None:
             servers.append(await asyncio.start_server(handler, "::1", port))
         except OSError:
             pass   # no IPv6 here: "localhost" resolves to 127.0.0.1 as well
-    print("ready", flush=True)
+    ready()
     await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
-def main(argv: list[str]) -> int:
-    mapping = {int(port): str(path) for port, path in json.loads(argv[0]).items()}
+def parse_map(spec: str) -> dict[int, str]:
+    """``{"11434": "/path/ollama.sock"}`` (JSON) as {port: socket path}."""
+    return {int(port): str(path) for port, path in json.loads(spec).items()}
+
+
+def run(port_to_socket: dict[int, str], ready: Callable[[], None] = _print_ready) -> None:
+    """Serve until killed."""
     try:
-        asyncio.run(serve(mapping))
+        asyncio.run(serve(port_to_socket, ready))
     except KeyboardInterrupt:
         pass
+
+
+def main(argv: list[str]) -> int:
+    run(parse_map(argv[0]))
     return 0
 
 
