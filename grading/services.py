@@ -236,8 +236,12 @@ def start_services(
     ports: dict[str, int] | None = None,
     log: "RequestLog | None" = None,
     unix_dir: str | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> ServiceSet:
     """Start the available services of ``tier`` (all when ``names`` is None).
+
+    ``options[name]``: keyword arguments for that service's factory (e.g. ``{"vllm": {"max_model_len":
+    1024}}`` for tier ``local``).
 
     Unavailable ones are skipped and listed with their reason in
     ``.unavailable``. Ports: ``ports[name]`` if given, else the real default
@@ -258,7 +262,8 @@ def start_services(
                 factory = load_factory(name)
                 port = (ports or {}).get(name, DEFAULT_PORTS.get(name, 0) if default_ports else 0)
                 unix_path = None if unix_dir is None else f"{unix_dir}/{name}.sock"
-                svc = factory(tier=tier, seed=seed, host=host, port=port, log=result.log, unix_path=unix_path)
+                svc = factory(tier=tier, seed=seed, host=host, port=port, log=result.log, unix_path=unix_path,
+                              **(options or {}).get(name, {}))
                 if unix_dir is not None and name in DEFAULT_PORTS and hasattr(svc, "alias_unix_paths"):
                     # its own socket for the default port's relay: the log tells which port was used
                     svc.alias_unix_paths.append(f"{unix_dir}/{name}-{DEFAULT_PORTS[name]}.sock")

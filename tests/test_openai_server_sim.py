@@ -335,3 +335,46 @@ def test_serve_parser_agrees_with_vllm_when_installed():
     assert theirs.parser == "vllm"
     for key in ("model", "port", "served_model_name", "max_model_len"):
         assert getattr(ours, key) == getattr(theirs, key)
+
+
+def test_serve_vllm_context_length(monkeypatch):
+    """`serve vllm --max-model-len N` serves that context (sim here; tier local hands it to `vllm serve`)."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from grading import services as services_module
+    from grading.context import REPO_ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "grading", "serve", "vllm", "--port", "0", "--seed", "2",
+                             "--max-model-len", "777"], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" listening on ")[1].strip()
+        cards = httpx.get(url + "/v1/models", timeout=10).json()["data"]
+        assert {card["max_model_len"] for card in cards} == {777}, cards
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    wrong = subprocess.run([sys.executable, "-m", "grading", "serve", "ollama", "--max-model-len", "9"],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "--max-model-len is for vllm" in wrong.stderr
+
+    seen = {}
+
+    class _Started:
+        def start(self):
+            return self
+
+        def stop(self):
+            pass
+
+    def factory(**kwargs):
+        seen.update(kwargs)
+        return _Started()
+
+    monkeypatch.setattr(services_module, "load_factory", lambda name: factory)
+    services_module.start_services("local", 1, ["vllm"], options={"vllm": {"max_model_len": 1024}}).stop()
+    assert seen["max_model_len"] == 1024 and seen["tier"] == "local"

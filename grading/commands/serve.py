@@ -10,6 +10,7 @@ Usage::
 
     python -m grading serve ollama              # http://127.0.0.1:11434, like the real one
     python -m grading serve hf --port 0 --seed 7
+    python -m grading serve vllm --tier local --max-model-len 1024
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--tier", choices=("sim", "local"), default="sim", help="sim (default) or local")
     parser.add_argument("--seed", type=int, default=None, help="simulator seed (default: random, printed)")
+    parser.add_argument("--max-model-len", type=int, default=None, metavar="TOKENS",
+                        help="vllm only: the context length it serves (tier local: passed to `vllm serve`, "
+                             "default 256, the grader's; sim: default the simulated model's)")
     parser.set_defaults(func=main)
 
 
@@ -79,8 +83,13 @@ def main(args: argparse.Namespace) -> int:
     name: str = args.service
     seed = resolve_seed(args.seed)
     port = args.port if args.port is not None else DEFAULT_PORTS.get(name, 0)
+    max_len = getattr(args, "max_model_len", None)
+    if max_len is not None and (name != "vllm" or max_len < 1):
+        print("--max-model-len is for vllm, and a positive number of tokens", file=sys.stderr)
+        return 2
+    options = {name: {"max_model_len": max_len}} if max_len is not None and args.tier == "local" else None
     try:
-        services = start_services(args.tier, seed, [name], host=args.host, ports={name: port})
+        services = start_services(args.tier, seed, [name], host=args.host, ports={name: port}, options=options)
     except OSError as exc:
         hint = " (is the real service already running? --port 0 picks a free port)" if port else ""
         holder = _who_holds(name, args.host, port) if port else None
@@ -95,6 +104,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"{name}: {services.unavailable[name]}", file=sys.stderr)
         services.stop()
         return 2
+
+    if max_len is not None and args.tier == "sim":
+        services.services[name].set_behavior(max_model_len=max_len)
 
     def show(rec: "RequestRecord") -> None:
         print(format_record(rec), file=sys.stderr, flush=True)
