@@ -44,6 +44,7 @@ class RssSampler(threading.Thread):
         self.peak_worker_mb = 0.0
         self.peak_total_mb = 0.0
         self.peak_cpu = 0.0
+        self.busy_cpu_s = 0.0   # the machine's busy CPU seconds over the run (set when it ends)
 
     def run(self) -> None:
         psutil.cpu_percent(None)
@@ -67,15 +68,24 @@ class RssSampler(threading.Thread):
                 return
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (every process, all CPUs), as /proc/stat counts them."""
+    times = psutil.cpu_times()
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return total - times.idle - getattr(times, "iowait", 0.0)
+
+
 def run_batch(src: Path, out: Path, extra: list[str]) -> tuple[float, RssSampler, str]:
     command = [sys.executable, "-m", "grading", "batch", str(src), "--out", str(out), "-q", "--seed", "1", *extra]
     started = time.monotonic()
+    cpu_before = busy_cpu_s()
     proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
     output, _ = proc.communicate()
     sampler.stop_flag.set()
     elapsed = time.monotonic() - started
+    sampler.busy_cpu_s = busy_cpu_s() - cpu_before
     if proc.returncode not in (0, 1):
         raise SystemExit(f"batch failed (exit {proc.returncode}):\n{output[-3000:]}")
     return elapsed, sampler, output
@@ -125,6 +135,9 @@ def main() -> int:
             print(f"  lost: {line}")
         print(f"  peak RSS of one submission's grading processes: {sampler.peak_worker_mb:.0f} MiB; "
               f"whole batch: {sampler.peak_total_mb:.0f} MiB; peak CPU {sampler.peak_cpu:.0f} %")
+        cores = os.cpu_count() or 1
+        print(f"  CPU: {sampler.busy_cpu_s / args.n:.1f} s per submission (the whole machine's busy time, this "
+              f"sampler included); {100 * sampler.busy_cpu_s / (elapsed * cores):.0f} % of {cores} cores busy")
         if args.subset:
             sub = make_source(tmp_path / "subset", args.subset)
             times = {}
