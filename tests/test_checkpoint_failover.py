@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
+from graded import assert_full_marks, assert_not_implemented, graded_checkpoint, graded_report
 
 FAILOVER_POINTS = 15.0
 FAILOVER_TESTS = ("test_failover_to_next_provider", "test_retry_after_honoured", "test_long_retry_after_moves_on",
@@ -25,6 +25,7 @@ FAILOVER_TESTS = ("test_failover_to_next_provider", "test_retry_after_honoured",
                   "test_token_in_authorization_header")
 # the checkpoint's own budget: DESIGN asks for < 6 s on 2 cores; a loaded CI box gets some slack
 CHECKPOINT_BUDGET_S = 12.0
+SEED = 1
 
 
 def _hf_simulator_available() -> bool:
@@ -38,49 +39,29 @@ def _hf_simulator_available() -> bool:
 
 pytestmark = pytest.mark.skipif(not _hf_simulator_available(), reason="the HF simulator is not built yet")
 
-_REPORTS: dict[Path, dict[str, Any]] = {}
 
-
-def grade(path: Path, tmp_path_factory: pytest.TempPathFactory, seed: int = 1) -> dict[str, Any]:
+def grade(path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The `failover` checkpoint of one graded submission (each submission is graded once)."""
-    path = Path(path).resolve()
-    if path not in _REPORTS:
-        out = tmp_path_factory.mktemp("grade") / "r.json"
-        _REPORTS[path] = run_checkpoints(path, out_json=out, seed=seed, only="failover")
-    [checkpoint] = [c for c in _REPORTS[path]["checkpoints"] if c["id"] == "failover"]
-    return checkpoint
-
-
-def failures(checkpoint: dict[str, Any]) -> str:
-    return "\n".join(f"{t['name']}: {t['outcome']}: {t['message']}" for t in checkpoint["tests"]
-                     if t["outcome"] != "passed")
+    return graded_checkpoint(path, "failover", tmp_path_factory, seed=SEED)
 
 
 def test_reference_scores_full_marks(tmp_path_factory):
     checkpoint = grade(REPO_ROOT / "reference", tmp_path_factory)
-    assert checkpoint["score"] == FAILOVER_POINTS, failures(checkpoint)
+    assert_full_marks(checkpoint, FAILOVER_POINTS, set(FAILOVER_TESTS))
     assert checkpoint["status"] == "passed"
-    assert sorted(t["name"] for t in checkpoint["tests"]) == sorted(FAILOVER_TESTS)
 
 
 def test_alt_solution_scores_full_marks(tmp_path_factory):
     checkpoint = grade(Path(__file__).resolve().parent / "alt_solutions", tmp_path_factory)
-    assert checkpoint["score"] == FAILOVER_POINTS, failures(checkpoint)
+    assert_full_marks(checkpoint, FAILOVER_POINTS)
 
 
 def test_checkpoint_is_fast(tmp_path_factory):
-    grade(REPO_ROOT / "reference", tmp_path_factory)
-    took = _REPORTS[(REPO_ROOT / "reference").resolve()]["duration_s"]   # the whole grading session
+    # the whole grading session, worker start included
+    took = graded_report(REPO_ROOT / "reference", "failover", tmp_path_factory, seed=SEED)["duration_s"]
     assert took < CHECKPOINT_BUDGET_S, f"grading the failover checkpoint took {took:.1f} s"
 
 
-
-
-
-
 def test_template_scores_zero(tmp_path_factory):
-    checkpoint = grade(REPO_ROOT / "student_template", tmp_path_factory)
-    assert checkpoint["score"] == 0
-    for test in checkpoint["tests"]:
-        assert test["outcome"] == "failed", test
-        assert test["message"].startswith("not implemented: inference_lab.failover.chat_with_failover"), test
+    assert_not_implemented(grade(REPO_ROOT / "student_template", tmp_path_factory),
+                           "inference_lab.failover.chat_with_failover", may_skip=False)

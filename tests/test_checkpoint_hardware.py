@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grading.commands import doctor
-from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
+from graded import assert_full_marks, assert_not_implemented, graded_checkpoint
 from grading.hardware import (GPU_SMALL_LIMIT_MB, detect_hardware, hardware_class, memory_estimate_gb,
                               ram_used_mb_readings)
 
@@ -34,46 +34,27 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 # -- grading submissions ---------------------------------------------------------------------------
-_REPORTS: dict[Path, dict[str, Any]] = {}
 
 
 def grade(path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The `hardware` checkpoint of one graded submission (each submission is graded once)."""
-    path = path.resolve()
-    if path not in _REPORTS:
-        out = tmp_path_factory.mktemp("grade") / "r.json"
-        _REPORTS[path] = run_checkpoints(path, out_json=out, seed=1, only="hardware")
-    report = _REPORTS[path]
-    [checkpoint] = [c for c in report["checkpoints"] if c["id"] == "hardware"]
-    return checkpoint
-
-
-def failures(checkpoint: dict[str, Any]) -> str:
-    return "\n".join(f"{t['name']}: {t['outcome']}: {t['message']}" for t in checkpoint["tests"]
-                     if t["outcome"] != "passed")
+    return graded_checkpoint(path, "hardware", tmp_path_factory, seed=1)
 
 
 def test_reference_scores_full_marks(tmp_path_factory):
     checkpoint = grade(REPO_ROOT / "reference", tmp_path_factory)
-    assert checkpoint["score"] == HARDWARE_POINTS, failures(checkpoint)
+    assert_full_marks(checkpoint, HARDWARE_POINTS)
     assert checkpoint["status"] == "passed"
 
 
 def test_alt_solution_scores_full_marks(tmp_path_factory):
     checkpoint = grade(TESTS_DIR / "alt_solutions", tmp_path_factory)
-    assert checkpoint["score"] == HARDWARE_POINTS, failures(checkpoint)
-
-
-
-
+    assert_full_marks(checkpoint, HARDWARE_POINTS)
 
 
 def test_template_scores_zero(tmp_path_factory):
-    checkpoint = grade(REPO_ROOT / "student_template", tmp_path_factory)
-    assert checkpoint["score"] == 0
-    for test in checkpoint["tests"]:
-        assert test["outcome"] == "failed", test
-        assert test["message"].startswith("not implemented: inference_lab.hardware."), test["message"]
+    assert_not_implemented(grade(REPO_ROOT / "student_template", tmp_path_factory), "inference_lab.hardware.",
+                           may_skip=False)
 
 
 # -- the ground truth --------------------------------------------------------------------------------

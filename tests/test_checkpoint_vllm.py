@@ -13,49 +13,26 @@ from typing import Any
 
 import pytest
 
-from grading.commands.grade import run_checkpoints
 from grading.context import REPO_ROOT
+from graded import assert_full_marks, assert_not_implemented, failures, graded_checkpoint
 
 POINTS = 10.0
 TESTS = {"test_serve_command", "test_serve_command_refuses_ollama_port", "test_serve_command_really_starts",
          "test_chat", "test_complete", "test_server_down_error", "test_offline_generate"}
 SEED = 5
-_REPORTS: dict[Any, dict[str, Any]] = {}
 
 
 def grade(path: Path, tmp_path_factory: pytest.TempPathFactory, tier: str = "sim") -> dict[str, Any]:
-    key = Path(path).resolve()
-    if (key, tier) not in _REPORTS:
-        out = tmp_path_factory.mktemp("grade") / "report.json"
-        _REPORTS[(key, tier)] = run_checkpoints(key, out_json=out, seed=SEED, only="vllm", tier=tier)
-    (found,) = [c for c in _REPORTS[(key, tier)]["checkpoints"] if c["id"] == "vllm"]
-    return found
-
-
-def failures(cp: dict[str, Any]) -> dict[str, str]:
-    return {t["name"]: f"{t['outcome']}: {t['message']}" for t in cp["tests"]
-            if t["outcome"] != "passed" and t["max_score"] > 0}
+    return graded_checkpoint(path, "vllm", tmp_path_factory, seed=SEED, tier=tier)
 
 
 def test_reference_scores_full_marks(tmp_path_factory):
     cp = grade(REPO_ROOT / "reference", tmp_path_factory)
-    assert {t["name"] for t in cp["tests"]} == TESTS
-    assert not failures(cp), failures(cp)
-    assert cp["score"] == cp["max_score"] == POINTS
-    print("\nvllm (sim): " + ", ".join(f"{t['name'].removeprefix('test_')} {t['duration_s']:.2f}s" for t in cp["tests"]))
+    print("\nvllm (sim): " + assert_full_marks(cp, POINTS, TESTS))
 
 
 def test_template_scores_zero(tmp_path_factory):
-    cp = grade(REPO_ROOT / "student_template", tmp_path_factory)
-    assert cp["score"] == 0
-    for test in cp["tests"]:
-        assert test["score"] == 0 and test["outcome"] in ("failed", "skipped"), test
-        if test["outcome"] == "failed":
-            assert "not implemented: inference_lab.vllm_client." in test["message"], test["message"]
-
-
-
-
+    assert_not_implemented(grade(REPO_ROOT / "student_template", tmp_path_factory), "inference_lab.vllm_client.")
 
 
 @pytest.mark.engine
@@ -71,9 +48,5 @@ def test_reference_full_marks_on_local_tier(vllm_engine, tmp_path_factory):
 
 @pytest.mark.engine
 def test_template_scores_zero_on_local_tier(vllm_engine, tmp_path_factory):
-    cp = grade(REPO_ROOT / "student_template", tmp_path_factory, tier="local")
-    assert cp["score"] == 0
-    for test in cp["tests"]:
-        assert test["score"] == 0 and test["outcome"] in ("failed", "skipped"), test
-        if test["outcome"] == "failed":
-            assert "not implemented: inference_lab.vllm_client." in test["message"], test["message"]
+    assert_not_implemented(grade(REPO_ROOT / "student_template", tmp_path_factory, tier="local"),
+                           "inference_lab.vllm_client.")

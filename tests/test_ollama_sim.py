@@ -20,6 +20,7 @@ import pytest
 from grading.sims.ollama import BIN_DIR, create
 from grading.sims.ollama.models import parse_keep_alive
 from grading.sims.text import tokenize
+import json_shapes
 
 SHAPES = Path(__file__).parent / "fixtures" / "ollama_shapes"
 MODEL = "smollm2:135m"
@@ -29,27 +30,9 @@ def shape(name: str) -> Any:
     return json.loads((SHAPES / name).read_text())
 
 
-def same_shape(got: Any, want: Any, where: str = "$") -> None:
-    """``got`` has every key of ``want`` with the same JSON type (recursively; lists by first item)."""
-    if isinstance(want, dict):
-        assert isinstance(got, dict), f"{where}: {type(got).__name__}, want an object"
-        for key, value in want.items():
-            assert key in got, f"{where}: no key {key!r} (has {sorted(got)})"
-            same_shape(got[key], value, f"{where}.{key}")
-    elif isinstance(want, list):
-        assert isinstance(got, list), f"{where}: {type(got).__name__}, want a list"
-        if want and got:
-            same_shape(got[0], want[0], f"{where}[0]")
-    elif want is None:
-        assert got is None, f"{where}: {got!r}, want null"
-    elif isinstance(want, bool):
-        assert isinstance(got, bool), f"{where}: {got!r}, want a bool"
-    elif isinstance(want, (int, float)):
-        assert isinstance(got, (int, float)) and not isinstance(got, bool), f"{where}: {got!r}, want a number"
-        if isinstance(want, int):
-            assert isinstance(got, int), f"{where}: {got!r}, want an integer (durations are integer ns)"
-    else:
-        assert isinstance(got, str), f"{where}: {got!r}, want a string"
+def same_shape(got: Any, want: Any) -> None:
+    """Ollama's shapes: every key with its JSON type; integer durations (ns) must stay integers."""
+    json_shapes.same_shape(got, want, integers=True)
 
 
 @pytest.fixture(scope="module")

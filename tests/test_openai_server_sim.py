@@ -27,6 +27,7 @@ from grading.sims.openai_server.replies import completion_reply
 from grading.sims.openai_server.serve_args import ServeCommandError, faithful_parser, parse_serve_command
 from grading.sims.openai_server.server import STANDIN_DIR
 from grading.sims.text import tokenize
+import json_shapes
 
 SHAPES = Path(__file__).parent / "fixtures" / "vllm_shapes"
 MESSAGES = [{"role": "user", "content": "Why does continuous batching raise throughput?"}]
@@ -36,28 +37,9 @@ def shape(name: str) -> Any:
     return json.loads((SHAPES / name).read_text())
 
 
-def same_shape(got: Any, want: Any, where: str = "$", *, exact: bool = False) -> None:
-    """``got`` has ``want``'s keys (exactly them with ``exact``) with the same JSON types, recursively."""
-    if isinstance(want, dict):
-        assert isinstance(got, dict), f"{where}: {type(got).__name__}, want an object"
-        if exact:
-            assert set(got) == set(want), f"{where}: keys {sorted(got)}, want {sorted(want)}"
-        for key, value in want.items():
-            assert key in got, f"{where}: no key {key!r} (has {sorted(got)})"
-            same_shape(got[key], value, f"{where}.{key}", exact=exact)
-    elif isinstance(want, list):
-        assert isinstance(got, list), f"{where}: {type(got).__name__}, want a list"
-        assert bool(got) == bool(want), f"{where}: {len(got)} items, want {len(want)}"
-        if want:
-            same_shape(got[0], want[0], f"{where}[0]", exact=exact)
-    elif want is None:
-        assert got is None, f"{where}: {got!r}, want null"
-    elif isinstance(want, bool):
-        assert isinstance(got, bool), f"{where}: {got!r}, want a bool"
-    elif isinstance(want, (int, float)):
-        assert isinstance(got, (int, float)) and not isinstance(got, bool), f"{where}: {got!r}, want a number"
-    else:
-        assert isinstance(got, str), f"{where}: {got!r}, want a string"
+def same_shape(got: Any, want: Any, *, exact: bool = False) -> None:
+    """vLLM's shapes: every key with its JSON type; a list is empty exactly where the recording's is."""
+    json_shapes.same_shape(got, want, exact=exact, lists_match=True)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import sys
 import time
 from datetime import datetime, timezone
 
@@ -74,30 +75,23 @@ def _retry_after_s(headers) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+def _http_errors(name: str) -> tuple[type, ...]:
+    """The exception class ``name`` of each HTTP library in use (httpx2, httpx).
+
+    Only libraries already imported: an exception can only come from one of those, and importing
+    httpx just to classify an error would cost ~0.1 s inside a timed attempt.
+    """
+    modules = (sys.modules.get(library) for library in ("httpx2", "httpx"))
+    return tuple(getattr(module, name) for module in modules if module is not None)
+
+
 def _is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, TimeoutError):  # includes huggingface_hub's InferenceTimeoutError
-        return True
-    for mod in ("httpx2", "httpx"):
-        try:
-            module = __import__(mod)
-        except ImportError:
-            continue
-        if isinstance(exc, module.TimeoutException):
-            return True
-    return False
+    # TimeoutError includes huggingface_hub's InferenceTimeoutError
+    return isinstance(exc, (TimeoutError, *_http_errors("TimeoutException")))
 
 
 def _is_transport_error(exc: BaseException) -> bool:
-    if isinstance(exc, ConnectionError):
-        return True
-    for mod in ("httpx2", "httpx"):
-        try:
-            module = __import__(mod)
-        except ImportError:
-            continue
-        if isinstance(exc, module.TransportError):
-            return True
-    return False
+    return isinstance(exc, (ConnectionError, *_http_errors("TransportError")))
 
 
 def _is_malformed(exc: BaseException) -> bool:
