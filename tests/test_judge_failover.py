@@ -26,7 +26,8 @@ from grading.judges.failover import (RETRY_AFTER_LIMIT_S, backoff_d, chat_reques
                                      judge_failure_message, judge_min_interval, judge_run, judge_sequence,
                                      judge_token, judge_waits)
 
-THRESHOLDS = {"timing_abs_s": 0.010, "timing_rel": 0.05, "retry_overhead_s": 0.030, "client_overhead_s": 0.25}
+THRESHOLDS = {"timing_abs_s": 0.010, "timing_rel": 0.05, "retry_overhead_s": 0.030, "client_overhead_s": 0.25,
+              "timeout_overhead_s": 0.25}
 PROVIDERS = ["alpha", "beta", "gamma", "delta"]
 HANG_SECONDS = 2.0          # a hang the client does not cut ends (connection closed) after this
 

@@ -19,8 +19,9 @@ in words a student can act on (empty: nothing wrong). A wait is measured from th
 answer as the simulator sent it to the start of the next request as it arrived, so the student's own
 client overhead (a few ms: building a client, parsing an error) only ever *adds* to a measured wait:
 lower bounds get the thresholds' tolerance ``max(timing_abs_s, timing_rel * x)``, upper bounds that
-plus ``retry_overhead_s`` (``client_overhead_s`` for a reported ``elapsed_s``). A request that got no
-answer (a hang) "ends" when the client's per-attempt timeout cut it: ``t_start + timeout``.
+plus ``retry_overhead_s`` (``timeout_overhead_s`` after a hang, ``client_overhead_s`` for a reported
+``elapsed_s``). A request that got no answer (a hang) "ends" when the client's per-attempt timeout cut
+it: ``t_start + timeout``.
 
 Usage::
 

@@ -1,32 +1,36 @@
 """The policy's numbers: the ``Retry-After`` limit, the backoff ``d`` of the n-th retry, and the
 tolerances every timing judge applies (the thresholds' ``timing_abs_s``, ``timing_rel``,
-``retry_overhead_s`` and ``client_overhead_s``)."""
+``retry_overhead_s``, ``timeout_overhead_s`` and ``client_overhead_s``)."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from grading.judges.stats import tolerance
+
+__all__ = ["RETRY_AFTER_LIMIT_S", "backoff_d", "client_overhead", "overhead", "timeout_overhead", "tolerance"]
+
 RETRY_AFTER_LIMIT_S = 60.0
-DEFAULT_ABS_S = 0.010
-DEFAULT_REL = 0.05
 DEFAULT_RETRY_OVERHEAD_S = 0.030
 DEFAULT_CLIENT_OVERHEAD_S = 0.25
+DEFAULT_TIMEOUT_OVERHEAD_S = 0.25
 _POLICY = ("the policy: retry timeouts, connection errors, malformed bodies, 408, 429 and 5xx up to "
            "max_retries times; no retry on 401/403/404/422 (and other 4xx); then the next provider")
 
 
 # -- tolerances ------------------------------------------------------------------------------------
-def tolerance(truth: float, thresholds: Mapping[str, Any]) -> float:
-    """The allowed distance from ``truth``: max(timing_abs_s, timing_rel x |truth|)."""
-    abs_s = float(thresholds.get("timing_abs_s", DEFAULT_ABS_S))
-    rel = float(thresholds.get("timing_rel", DEFAULT_REL))
-    return max(abs_s, rel * abs(float(truth)))
-
-
 def overhead(thresholds: Mapping[str, Any]) -> float:
     """Client-side time a correct solution spends between a failed answer and its next request (handling
     the error, building the next call): added to the upper bounds of waits only (``retry_overhead_s``)."""
     return float(thresholds.get("retry_overhead_s", DEFAULT_RETRY_OVERHEAD_S))
+
+
+def timeout_overhead(thresholds: Mapping[str, Any]) -> float:
+    """Client-side time between a per-attempt timeout firing and the next request (the client raising
+    and unwinding its timeout error; a busy machine's timer firing late): added to upper bounds after a
+    hang instead of ``retry_overhead_s`` (``timeout_overhead_s``). A client without a timeout still
+    waits the whole hang (seconds)."""
+    return float(thresholds.get("timeout_overhead_s", DEFAULT_TIMEOUT_OVERHEAD_S))
 
 
 def client_overhead(thresholds: Mapping[str, Any]) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from grading.judges.failover.policy import backoff_d, overhead, tolerance
+from grading.judges.failover.policy import backoff_d, overhead, timeout_overhead, tolerance
 from grading.judges.failover.timeline import Request, _n, _retry_numbers
 
 
@@ -23,7 +23,7 @@ def _uncut(requests: Sequence[Request], timeout: float | None, thresholds: Mappi
         if after is None:
             continue
         waited = after - req.t_start
-        limit = float(timeout) + allowance[i] + tolerance(timeout, thresholds) + overhead(thresholds)
+        limit = float(timeout) + allowance[i] + tolerance(timeout, thresholds) + timeout_overhead(thresholds)
         if waited > limit:
             out[i] = waited
     return out
@@ -96,7 +96,7 @@ def judge_waits(requests: Sequence[Request], *, backoff_base: float, backoff_max
     allowance = _allowances(requests, backoff_base=backoff_base, backoff_max=backoff_max,
                             min_interval_s=min_interval_s)
     uncut = _uncut(requests, timeout, thresholds, allowance=allowance, t_returned=None)
-    slack = overhead(thresholds)
+    retry_slack = overhead(thresholds)
     waits: list[tuple[int, float, float, float]] = []   # (n, wait, lo, hi) of plain backoff waits
     counted: set[str] = set()
     for i in range(len(requests) - 1):
@@ -116,6 +116,7 @@ def judge_waits(requests: Sequence[Request], *, backoff_base: float, backoff_max
         lo, hi, d = _wait_bounds(prev, n, backoff_base=backoff_base, backoff_max=backoff_max)
         wait = nxt.t_start - prev.end(timeout)
         interval_hi = prev.t_start + float(min_interval_s or 0.0) - prev.end(timeout)
+        slack = timeout_overhead(thresholds) if prev.hang else retry_slack
         upper = max(hi, interval_hi) + tolerance(hi, thresholds) + slack
         lower = lo - tolerance(lo, thresholds)
         rule = f"d = min(backoff_max, backoff_base·2^{n - 1}) = {d:.3f} s"
