@@ -85,11 +85,22 @@ def _router_to_sim(url: str, sim) -> str:
     return url.replace("https://router.huggingface.co", sim.url)
 
 
-def _prepared(provider: str, model: str, task: str, inputs, parameters: dict):
+def _prepared(provider: str, model: str, task: str, inputs, parameters: dict, *, provider_route: bool = False):
+    """The request the installed InferenceClient builds. ``provider_route``: the provider's own route
+    (huggingface_hub 2.5+ sends chat with an hf_ token to the router's /v1/chat/completions as
+    ``model:provider`` instead; the simulator serves both, and the recordings hold the provider routes)."""
     from huggingface_hub.inference._providers import get_provider_helper
+    from huggingface_hub.inference._providers._common import TaskProviderHelper
 
     helper = get_provider_helper(provider, task=task, model=model)
-    return helper.prepare_request(inputs=inputs, parameters=parameters, headers={}, model=model, api_key=TOKEN)
+    prepare = TaskProviderHelper.prepare_request.__get__(helper) if provider_route else helper.prepare_request
+    return prepare(inputs=inputs, parameters=parameters, headers={}, model=model, api_key=TOKEN)
+
+
+def _client_chat_route(provider: str, model: str) -> str:
+    """The simulator's name of the route the installed InferenceClient takes for chat with ``provider``."""
+    url = _prepared(provider, model, "conversational", MSGS, {}).url
+    return "router-chat" if url == "https://router.huggingface.co/v1/chat/completions" else "provider-chat"
 
 
 # -- fidelity: the recorded shapes -----------------------------------------------------------
@@ -98,16 +109,16 @@ def test_chat_shapes_match_recordings(sim, provider):
     fixture = json.loads((SHAPES / f"chat_{provider}.json").read_text())
     model = RECORDED_CHAT[provider]
     # non-streamed: same route as recorded, same body skeleton, same parsed fields
-    req = _prepared(provider, model, "conversational", MSGS, {"stream": False})
+    req = _prepared(provider, model, "conversational", MSGS, {"stream": False}, provider_route=True)
     rec = fixture["completion"]
-    assert req.url == rec["request"]["url"]  # InferenceClient 2.4 still takes the recorded route
+    assert req.url == rec["request"]["url"]
     resp = httpx.post(_router_to_sim(req.url, sim), json=req.json, headers=req.headers)
     assert resp.status_code == rec["status"]
     assert resp.headers["content-type"].split(";")[0] == rec["content_type"]
     assert skeleton(resp.json()) == rec["skeleton"]
     assert parsed_skeleton(parse_completion(resp.content)) == rec["parsed"]
     # streamed: the framing (event classes in order, usage placement, [DONE]) and each class's shape
-    req = _prepared(provider, model, "conversational", MSGS, {"stream": True, "max_tokens": 20})
+    req = _prepared(provider, model, "conversational", MSGS, {"stream": True, "max_tokens": 20}, provider_route=True)
     rec = fixture["stream"]
     assert sorted(req.json) == rec["request"]["body_keys"]
     resp = httpx.post(_router_to_sim(req.url, sim), json=req.json, headers=req.headers)
@@ -198,7 +209,7 @@ def test_inference_client_chat(sim, provider):
     served = "fireworks-ai" if provider == "auto" else provider
     rec = sim.log.records(path=lambda p: "chat/completions" in p)[-1]
     assert (rec.provider, rec.model, rec.status, rec.tokens_out) == (served, LLAMA70, 200, out.usage.completion_tokens)
-    assert rec.extra["route"] == ("router-chat" if provider == "auto" else "provider-chat")
+    assert rec.extra["route"] == ("router-chat" if provider == "auto" else _client_chat_route(provider, LLAMA70))
     assert rec.extra["requested_provider"] == provider and rec.headers["authorization"] == f"Bearer {TOKEN}"
     chunks = list(client.chat_completion(MSGS, model=LLAMA70, max_tokens=24, stream=True))
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
