@@ -12,6 +12,8 @@ from grading.rubric import Checkpoint, Rubric
 
 NOT_ASSESSED = "not assessed yet (this version has no tests for it; scores 0)"
 
+NO_RESULT = "no result: this test did not run (scored 0)"
+
 
 @dataclass
 class Outcome:
@@ -52,7 +54,7 @@ def score_checkpoint(checkpoint: Checkpoint, outcomes: list[Outcome]) -> dict[st
         if not mine:
             tests.append({**base, "name": item.name, "outcome": "error", "score": 0.0,
                           "max_score": item.points, "duration_s": 0.0,
-                          "message": "no result: this test did not run (scored 0)"})
+                          "message": NO_RESULT})
             continue
         share = item.points / len(mine)
         for outcome in mine:
