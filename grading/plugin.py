@@ -23,14 +23,13 @@ from grading.rubric import load_rubric
 from grading.sandbox.errors import StudentCodeError
 from grading.scoring import Outcome, build_checkpoints, totals
 from grading.seal import read_key, write_sealed
-from grading.selection import asked_for, mark_not_selected
+from grading.selection import NOT_SELECTED, asked_for, mark_not_selected
 from grading.sims.seeds import resolve_seed
 
 CONTEXT_KEY = pytest.StashKey[GradingContext]()
 OUTCOMES_KEY = pytest.StashKey[list]()
 STARTED_KEY = pytest.StashKey[float]()
 SEAL_KEY = pytest.StashKey[bytes]()
-DESELECTED_KEY = pytest.StashKey[set]()   # (checkpoint, test) that -k/-m left out
 MAX_MESSAGE = 1500
 
 
@@ -74,7 +73,6 @@ def pytest_configure(config: pytest.Config) -> None:
         seed=resolve_seed(config.getoption("--seed")), rubric=rubric, official=config.getoption("--official"),
         isolation_mode=config.getoption("--isolation"), only=only)
     config.stash[OUTCOMES_KEY] = []
-    config.stash[DESELECTED_KEY] = set()
     config.stash[STARTED_KEY] = time.monotonic()
     config.addinivalue_line("markers", "runs_last: a checkpoint test that judges what every worker of the "
                                        "session did; it runs after all the others")
@@ -120,10 +118,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
+    """In an unofficial run, a test -k/-m left out is an outcome: "not run" (0 points). Each parametrized
+    case counts, so a case that ran earns only its share. Official runs record nothing here: what did not
+    run has no result and scores 0 as such."""
     for item in items:
         checkpoint_id = checkpoint_id_of(item.path)
-        if checkpoint_id is not None and DESELECTED_KEY in item.config.stash:
-            item.config.stash[DESELECTED_KEY].add((checkpoint_id, _base_name(item)))
+        context = item.config.stash.get(CONTEXT_KEY, None)
+        if checkpoint_id is None or context is None or context.official:
+            continue
+        if context.only and checkpoint_id not in context.only:
+            continue  # --only's own deselection: not in the report at all
+        item.config.stash[OUTCOMES_KEY].append(Outcome(
+            checkpoint=checkpoint_id, test=_base_name(item), name=item.name, outcome="skipped",
+            message=NOT_SELECTED))
 
 
 def student_message(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str]:
@@ -174,9 +181,7 @@ def build_report(config: pytest.Config) -> dict[str, Any]:
     context = config.stash[CONTEXT_KEY]
     checkpoints = build_checkpoints(context.rubric, config.stash[OUTCOMES_KEY], context.only)
     if not context.official:  # a student's narrowed run: report what it ran (official runs fail closed)
-        asked = asked_for(config.args, config.invocation_params.dir)
-        asked.deselected = config.stash[DESELECTED_KEY]
-        checkpoints = mark_not_selected(checkpoints, asked)
+        checkpoints = mark_not_selected(checkpoints, asked_for(config.args, config.invocation_params.dir))
     score, max_score = totals(checkpoints)
     if not context.hardware:
         from grading.hardware import detect_hardware

@@ -28,11 +28,11 @@ NOT_SELECTED = ("not run: this run did not select it (-k, -m or a path::test arg
 
 @dataclass
 class Asked:
-    """The checkpoints a run's arguments named, and the tests it left out."""
+    """The checkpoints a run's arguments named (tests that -k/-m deselected are recorded by the plugin
+    as "not run" outcomes)."""
 
     checkpoints: set[str] | None = None        # None: all of them (the checkpoints folder was named)
     by_node_id: set[str] = field(default_factory=set)     # named only through path::test arguments
-    deselected: set[tuple[str, str]] = field(default_factory=set)   # (checkpoint, test) -k/-m dropped
 
 
 def asked_for(args: Iterable[str], invocation_dir: Path) -> Asked:
@@ -62,7 +62,7 @@ def mark_not_selected(checkpoints: list[dict[str, Any]], asked: Asked) -> list[d
             continue
         for test in checkpoint["tests"]:
             never_ran = test["outcome"] == "error" and test["message"] == NO_RESULT
-            if never_ran and ((cid, test["name"]) in asked.deselected or cid in asked.by_node_id):
+            if never_ran and cid in asked.by_node_id:
                 test["outcome"], test["message"] = "skipped", NOT_SELECTED
         judged = [test for test in checkpoint["tests"] if test["outcome"] != "pending"]
         if judged and all(test["message"] == NOT_SELECTED for test in judged):

@@ -40,20 +40,19 @@ def _checkpoint(cid: str, *tests: tuple[str, str, str]) -> dict[str, Any]:
 
 def test_mark_not_selected() -> None:
     checkpoints = [
-        _checkpoint("hf_image", ("test_a", "passed", ""), ("test_b", "error", NO_RESULT)),
-        _checkpoint("auth", ("test_c", "error", NO_RESULT)),
+        _checkpoint("hf_image", ("test_a", "passed", ""), ("test_b", "skipped", NOT_SELECTED)),
+        _checkpoint("auth", ("test_c", "skipped", NOT_SELECTED)),
         _checkpoint("hardware", ("test_d", "error", NO_RESULT), ("test_e", "failed", "wrong")),
-        _checkpoint("analysis", ("test_f", "error", NO_RESULT), ("test_manual", "pending", "pending manual review")),
+        _checkpoint("analysis", ("test_f", "skipped", NOT_SELECTED),
+                    ("test_manual", "pending", "pending manual review")),
     ]
-    asked = Asked(checkpoints=None, deselected={("hf_image", "test_b"), ("auth", "test_c"), ("analysis", "test_f")})
-    kept = mark_not_selected(checkpoints, asked)
+    kept = mark_not_selected(checkpoints, Asked(checkpoints=None))
     assert [c["id"] for c in kept] == ["hf_image", "hardware"]      # nothing of auth or analysis ran
-    assert kept[0]["tests"][1]["outcome"] == "skipped" and kept[0]["tests"][1]["message"] == NOT_SELECTED
     # a test that was selected but left no result (e.g. its module failed) stays a "no result" error
     assert kept[1]["tests"][0] == {"name": "test_d", "outcome": "error", "message": NO_RESULT}
     by_node = mark_not_selected([_checkpoint("hardware", ("test_d", "error", NO_RESULT), ("test_e", "passed", ""))],
                                 Asked(checkpoints={"hardware"}, by_node_id={"hardware"}))
-    assert by_node[0]["tests"][0]["message"] == NOT_SELECTED
+    assert by_node[0]["tests"][0]["outcome"] == "skipped" and by_node[0]["tests"][0]["message"] == NOT_SELECTED
     assert mark_not_selected([_checkpoint("auth", ("test_c", "passed", ""))], Asked(checkpoints={"hardware"})) == []
 
 
@@ -75,6 +74,10 @@ def test_narrowed_student_run_reports_what_ran(tmp_path: Path) -> None:
     others = [t for t in tests if t not in ran]
     assert others and all(t["outcome"] == "skipped" and t["message"] == NOT_SELECTED for t in others)
     assert report["score"] == 1.5 and report["max_score"] == 5
+
+    # one of four parametrized cases: a quarter of the item's 0.5 points, not all of them
+    report = _pytest_report(tmp_path, "checkpoints", "-k", "test_estimate_weights and 7B-fp16")
+    assert report["score"] == 0.125
 
     report = _pytest_report(tmp_path, "checkpoints/test_hardware.py::test_estimate_weights")
     assert [c["id"] for c in report["checkpoints"]] == ["hardware"]
