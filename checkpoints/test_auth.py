@@ -29,9 +29,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from grading.context import around_secret
+from grading.auth_run import (LOGIN_STORE, not_checked_note, run_hf_calls, short_text, shown_line,
+                               where_in_request)
 from grading.leaks import HF_RULE, TOKEN_RE, redact, scan_submission, scan_tree_for_secrets
-from grading.sandbox.errors import ImportFailed, NotImplementedByStudent, StudentCodeError, StudentRaised
+from grading.sandbox.errors import ImportFailed, StudentRaised
 
 # Every variable through which huggingface_hub could find a token, unset for the "no env" calls.
 # HF_TOKEN_PATH is unset too: the stored login must be found where `hf auth login` puts it
@@ -83,12 +84,6 @@ def _show(value: Any, secrets: list[str]) -> str:
     return redact(text, secrets)
 
 
-def _text(message: str, secrets: list[str], limit: int = 300) -> str:
-    """An exception's message for a message of ours: tokens masked, shortened."""
-    text = redact(" ".join(str(message).split()), secrets)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 # -- get_token -------------------------------------------------------------------------------------
 def test_get_token_from_env(lab, canary_token):
     secrets = [canary_token]
@@ -122,7 +117,7 @@ def test_get_token_from_login_cache(lab, canary_token):
             raise AssertionError(
                 f"HF_TOKEN was not set but `hf auth login` had stored a token in $HF_HOME/token "
                 f"(~/.cache/huggingface/token), and get_token() raised {err.exc_type}: "
-                f"{_text(err.exc_message, secrets)}; fall back to the stored login before giving up: "
+                f"{short_text(err.exc_message, secrets)}; fall back to the stored login before giving up: "
                 "huggingface_hub.get_token() reads it (or read $HF_HOME/token, default "
                 "~/.cache/huggingface/token)") from None
     assert value != canary_token, (
@@ -149,7 +144,7 @@ def test_missing_token_error(lab, canary_token):
             f"with HF_TOKEN unset and no stored login, get_token() returned {_show(value, secrets)}; it "
             "must raise MissingTokenError (a RuntimeError) whose message says to set HF_TOKEN or run "
             "`hf auth login`")
-    shown = _text(message, secrets)
+    shown = short_text(message, secrets)
     assert "MissingTokenError" in mro, (
         f"with no token anywhere, get_token() raised {raised}: {shown}; it must raise MissingTokenError "
         "(define it in inference_lab/auth.py: class MissingTokenError(RuntimeError))")
@@ -214,7 +209,7 @@ def test_mask_hides_token(lab, canary_token):
             raise
         except StudentRaised as err:
             raise AssertionError(
-                f"mask({short!r}) raised {err.exc_type}: {_text(err.exc_message, [canary_token])}; mask() must "
+                f"mask({short!r}) raised {err.exc_type}: {short_text(err.exc_message, [canary_token])}; mask() must "
                 "handle empty and short strings (return something like '…' or 'hf_…')") from None
         assert isinstance(masked, str), (
             f"mask({short!r}) returned {type(masked).__name__}; it must return a str for any input, even "
@@ -298,118 +293,9 @@ def test_no_other_secrets_in_files(lab, submission_dir, canary_token):
 
 
 # -- at run time: the token goes to the service in the Authorization header, and nowhere else --------
-HF_CALLS = (  # (function, args, kwargs): the student's Hugging Face calls, each made once
-    ("hf_chat.chat", "why keep tokens secret?", {"model": "meta-llama/Llama-3.1-8B-Instruct",
-                                                 "provider": "fireworks-ai", "max_tokens": 24}),
-    ("hf_chat.chat_openai", "what is a bearer token?", {"model": "meta-llama/Llama-3.1-8B-Instruct",
-                                                        "max_tokens": 24}),
-    ("hf_chat.stream_chat", "what is a canary token?", {"model": "meta-llama/Llama-3.1-8B-Instruct",
-                                                        "provider": "cerebras", "max_tokens": 24}),
-    ("hf_image.generate_image", "a padlock, flat icon", {"model": "black-forest-labs/FLUX.1-schnell",
-                                                         "provider": "together", "width": 128, "height": 128,
-                                                         "seed": 7}),
-)
-# huggingface_hub's own credential store: `hf auth login` (or huggingface_hub.login()) writes the token
-# there on purpose; it is where a token belongs, not a leak.
-LOGIN_STORE = ("token", "stored_tokens")
-
-
-class _Run:
-    """What the student's HF calls did: results, printed output, files, requests (filled once)."""
-
-    def __init__(self) -> None:
-        self.done: list[str] = []                 # calls that returned
-        self.skipped: list[str] = []              # not implemented (yet)
-        self.failed: list[str] = []               # raised: "call: message" (masked)
-        self.printed: list[tuple[str, str]] = []  # (call, masked line) where the token was printed
-        self.records: list[Any] = []
-
-
-# One run per submission and canary (a grading session has one), shared by the three runtime tests,
-# also by the output check that runs at the end of the session in a lab of its own; a run that failed
-# fails them all the same way.
-_RUNS: dict[tuple[str, str], _Run | Exception] = {}
-
-
-def _describe_call(target: str, arg: str, kwargs: dict[str, Any]) -> str:
-    shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "out_path")
-    return f"{target.split('.')[-1]}({arg!r}, {shown})"
-
-
-def _run_hf_calls(lab: Any, hf_sim: Any, canary_token: str) -> _Run:
-    key = (str(lab.source), canary_token)
-    if key not in _RUNS:
-        try:
-            _RUNS[key] = _make_hf_calls(lab, hf_sim, canary_token)
-        except Exception as exc:  # a StudentCodeError or our AssertionError: every runtime test says so
-            _RUNS[key] = exc
-    found = _RUNS[key]
-    if isinstance(found, Exception):
-        raise found
-    return found
-
-
-def _shown(line: str, secrets: list[str]) -> str:
-    """A printed line for a message: cut around the token, every token masked."""
-    return redact(around_secret(line.strip(), tuple(secrets)).strip(), secrets)[:200]
-
-
-def _make_hf_calls(lab: Any, hf_sim: Any, canary_token: str) -> _Run:
-    import time
-
-    lab.call("auth.get_token")  # not implemented → "not implemented: inference_lab.auth.get_token"
-    run = _Run()
-    # The token as a whole, and its random part alone (a token printed without its "hf_" is no safer).
-    secrets = [canary_token, canary_token[3:]]
-    out_dir = Path(lab.workdir) / "auth-run"
-    out_dir.mkdir(exist_ok=True)
-    t0 = time.monotonic()
-    for target, arg, kwargs in HF_CALLS:
-        kwargs = dict(kwargs)
-        if target.endswith("generate_image"):
-            kwargs["out_path"] = str(out_dir / "padlock.png")
-        messages = arg if target.endswith("generate_image") else [{"role": "user", "content": arg}]
-        call = _describe_call(target, arg, kwargs)
-        before = lab.output_mark()
-        try:
-            lab.call(target, messages, **kwargs)
-        except NotImplementedByStudent:
-            run.skipped.append(call)
-        except StudentRaised as err:
-            if err.exc_type == "ModuleNotFoundError" and isinstance(err, ImportFailed):
-                run.skipped.append(call)
-            else:
-                run.failed.append(f"{call} raised {err.exc_type}: {_text(err.exc_message, secrets, 160)}")
-        except StudentCodeError as err:
-            run.failed.append(_text(str(err), secrets, 200))
-        else:
-            run.done.append(call)
-        # Every line of the worker's stdout/stderr is checked for the canary as it is read, however
-        # much the code prints (grading/sandbox/client.py, watch_output).
-        for line in lab.watched_lines(since=before):
-            run.printed.append((call, _shown(line, secrets)))
-    t1 = time.monotonic()
-    run.records = [r for r in hf_sim.log.records(service="hf") if t0 <= r.t_start <= t1]
-    if not run.done:
-        reasons = run.failed or [f"{c}: not implemented" for c in run.skipped]
-        raise AssertionError(
-            "none of your Hugging Face calls completed, so nothing showed how your code handles the token "
-            "when it uses it:\n" + "\n".join(f"  - {r}" for r in reasons[:6])
-            + "\nImplement hf_chat.chat / chat_openai / stream_chat and hf_image.generate_image (checkpoints "
-              "hf_chat and hf_image) with the token from auth.get_token()")
-    return run
-
-
-def _note(run: _Run) -> str:
-    parts = []
-    if run.skipped:
-        parts.append(f"not checked (not implemented): {', '.join(c.split('(')[0] for c in run.skipped)}")
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
 @pytest.mark.runs_last  # after every other checkpoint (grading/plugin.py): it judges what all their workers printed
 def test_no_token_in_output(lab, hf_sim, canary_token, grading_context):
-    run = _run_hf_calls(lab, hf_sim, canary_token)
+    run = run_hf_calls(lab, hf_sim, canary_token)
     secrets = [canary_token, canary_token[3:]]
     listed = [(f"during {call}", line) for call, line in run.printed]
     # Every line any worker of this grading printed since it started (grading/sandbox/client.py watches
@@ -418,7 +304,7 @@ def test_no_token_in_output(lab, hf_sim, canary_token, grading_context):
     everything = list(grading_context.printed) + [("auth", line) for line in lab.watched_lines(since=0)]
     seen = {line for _, line in listed}
     for checkpoint, raw in everything:
-        line = _shown(raw, secrets)
+        line = shown_line(raw, secrets)
         if line in seen:
             continue
         seen.add(line)
@@ -436,7 +322,7 @@ def test_no_token_in_output(lab, hf_sim, canary_token, grading_context):
 
 
 def test_no_token_in_written_files(lab, hf_sim, canary_token):
-    run = _run_hf_calls(lab, hf_sim, canary_token)
+    run = run_hf_calls(lab, hf_sim, canary_token)
     store = Path(lab.home) / ".cache" / "huggingface"
     found = scan_tree_for_secrets(Path(lab.workdir), [canary_token, canary_token[3:]],
                                   skip=[store / name for name in LOGIN_STORE])
@@ -447,38 +333,17 @@ def test_no_token_in_written_files(lab, hf_sim, canary_token):
             "'submission/' is the folder your code ran in, 'home/' its home folder):\n" + "\n".join(listed)
             + "\nNever write the token to a file, a log or a cache of your own: keep it in memory, and write "
               "only mask(token) to logs; huggingface_hub's own login store (hf auth login) is the one "
-              "place a token belongs" + _note(run))
+              "place a token belongs" + not_checked_note(run))
     if found.incomplete:
         pytest.skip("no token was found in the files written, but not all could be checked: "
                     + "; ".join(found.incomplete))
 
 
-def _where_in_request(rec: Any, token: str) -> list[str]:
-    """The places other than 'Authorization: Bearer' where a request carried the token."""
-    import json as _json
-
-    secrets = (token, token[3:])
-    places = []
-    url = rec.path + ("?" + "&".join(f"{k}={v}" for k, v in (rec.query or {}).items()) if rec.query else "")
-    if any(s in url for s in secrets):
-        places.append("its URL" + (" (query string)" if any(s in str(rec.query) for s in secrets) else ""))
-    if rec.body is not None and any(s in _json.dumps(rec.body, ensure_ascii=False) for s in secrets):
-        places.append("its body")
-    for name, value in (rec.headers or {}).items():
-        if not any(s in str(value) for s in secrets):
-            continue
-        if name == "authorization" and value == f"Bearer {token}":
-            continue
-        places.append(f"the {name!r} header" if name != "authorization" else
-                      "the Authorization header in another form than 'Bearer <token>'")
-    return places
-
-
 def test_token_only_in_authorization_header(lab, hf_sim, canary_token):
-    run = _run_hf_calls(lab, hf_sim, canary_token)
+    run = run_hf_calls(lab, hf_sim, canary_token)
     leaks = []
     for rec in run.records:
-        places = _where_in_request(rec, canary_token)
+        places = where_in_request(rec, canary_token)
         if places:
             leaks.append(f"  - {rec.method} {redact(rec.path, [canary_token, canary_token[3:]])}: in "
                          + ", ".join(places))
