@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from grading.canary import make_canary
@@ -75,3 +76,22 @@ def checkpoint_id_of(path: Path) -> str | None:
     if path.parent != CHECKPOINTS_DIR or not path.name.startswith("test_") or path.suffix != ".py":
         return None
     return path.stem[len("test_"):]
+
+
+# The libraries student code calls the services with, and that run its notebooks: their versions go in
+# every report, since a new release can change what a client sends (huggingface_hub 2.5 moved provider
+# chat to the router's /v1/chat/completions).
+CLIENT_LIBRARIES = ("huggingface_hub", "openai", "ollama", "httpx", "nbclient")
+
+
+def library_versions(names: tuple[str, ...] = CLIENT_LIBRARIES) -> dict[str, str | None]:
+    """``{"huggingface_hub": "2.5.0", ...}``, read from package metadata (nothing is imported); None where
+    a library is not installed."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from grading import __version__
-from grading.context import REPO_ROOT, TIERS, GradingContext, checkpoint_id_of
+from grading.context import REPO_ROOT, TIERS, GradingContext, checkpoint_id_of, library_versions
 from grading.rubric import load_rubric
 from grading.sandbox.errors import StudentCodeError
 from grading.scoring import Outcome, build_checkpoints, totals
@@ -192,7 +192,7 @@ def build_report(config: pytest.Config) -> dict[str, Any]:
         "duration_s": round(time.monotonic() - config.stash[STARTED_KEY], 3),
         "hardware": context.hardware, "isolation": context.isolation or "none (no student code was run)",
         "notes": list(context.notes),
-        "seed": context.seed, "grader_version": __version__,
+        "seed": context.seed, "grader_version": __version__, "libraries": library_versions(),
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "error": None,
         "checkpoints": checkpoints,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -40,6 +41,10 @@ def test_reference_scores_every_assessed_point(reference_run) -> None:
     validate_report(report)
     assert report["seed"] == 7 and report["tier"] == "sim" and report["max_score"] == 100
     assert report["isolation"] and report["hardware"]["cpu_count"] >= 1
+    # the client libraries the student's code ran with, as installed (a release can change their requests)
+    assert report["libraries"]["huggingface_hub"] == importlib.metadata.version("huggingface_hub")
+    assert set(report["libraries"]) >= {"huggingface_hub", "openai", "ollama"}
+    assert f"huggingface\\_hub {report['libraries']['huggingface_hub']}" in (out / "report.md").read_text()
     manual = 0.0
     for checkpoint in report["checkpoints"]:
         pending = sum(t["max_score"] for t in checkpoint["tests"] if t["outcome"] == "pending")

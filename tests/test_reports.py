@@ -415,3 +415,17 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
 def test_clean_text():
     assert clean_text("a\x00b\r\nc\x1b[1;31md\x07e\u202ef") == "ab\ncdef"
     assert clean_text(None) == ""
+
+
+def test_libraries_line():
+    from grading.reports.markdown import libraries_line
+
+    assert libraries_line({"huggingface_hub": "2.5.0", "openai": None}) == "huggingface_hub 2.5.0 · openai (absent)"
+    assert libraries_line(None) == "" and libraries_line({}) == ""
+    report = {"submission": "s", "tier": "sim", "score": 0, "max_score": 0, "checkpoints": [],
+              "libraries": {"huggingface_hub": "2.5.0", "evil": "<script>"}}
+    validate_report(report)
+    assert "huggingface_hub 2.5.0" in to_html(report) and "<script>" not in to_html(report)
+    with pytest.raises(ValueError, match="libraries"):
+        validate_report({**report, "libraries": {"openai": 3}})
+

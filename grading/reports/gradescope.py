@@ -149,6 +149,7 @@ def to_gradescope(report: dict) -> dict:
             "seed": report.get("seed"),
             "isolation": report.get("isolation"),
             "grader_version": report.get("grader_version"),
+            "libraries": report.get("libraries"),
         },
         "tests": tests,
     }

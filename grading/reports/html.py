@@ -19,7 +19,8 @@ from typing import Any
 
 import jinja2
 
-from .markdown import OUTCOME_ICONS, STATUS_ICONS, fmt_points, is_hidden, shown_message, test_label
+from .markdown import (OUTCOME_ICONS, STATUS_ICONS, fmt_points, is_hidden, libraries_line, shown_message,
+                       test_label)
 from .schema import clean_text, one_line
 
 __all__ = ["to_html"]
@@ -90,6 +91,7 @@ def _view(report: dict) -> dict:
         "created_at": one_line(report.get("created_at", ""), 60),
         "duration": "" if report.get("duration_s") is None else fmt_points(report["duration_s"]),
         "grader_version": one_line(report.get("grader_version", ""), 40),
+        "libraries": one_line(libraries_line(report.get("libraries") or {}), 300),
         "error": clean_text(report.get("error") or "")[:4000],
         "notes": [one_line(note, 400) for note in (report.get("notes") or [])[:20]],
         "checkpoints": checkpoints,

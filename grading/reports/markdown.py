@@ -69,6 +69,14 @@ def shown_message(test: dict) -> str:
     return truncate(message, MESSAGE_LIMIT)
 
 
+def libraries_line(libraries: dict) -> str:
+    """``{"huggingface_hub": "2.5.0", "openai": None}`` -> "huggingface_hub 2.5.0 · openai (absent)"."""
+    if not isinstance(libraries, dict):
+        return ""
+    return " · ".join(f"{name} {version}" if version else f"{name} (absent)"
+                      for name, version in libraries.items())
+
+
 def _header(report: dict) -> list[str]:
     facts = [f"**Score: {fmt_points(report.get('score'))} / {fmt_points(report.get('max_score'))}**"]
     facts.append(f"tier `{md_escape(report.get('tier', '?'))}`")
@@ -82,6 +90,8 @@ def _header(report: dict) -> list[str]:
         facts.append(f"{fmt_points(report['duration_s'])} s")
     if report.get("grader_version"):
         facts.append(f"infergrade {md_escape(report['grader_version'])}")
+    if report.get("libraries"):
+        facts.append(md_escape(libraries_line(report["libraries"])))
     lines = [f"# Grading report: {md_escape(report.get('submission', ''))}", "", " · ".join(facts), ""]
     if report.get("error"):
         lines += [f"> **Grading could not run:** {md_escape(report['error'], 1000)}", ""]
