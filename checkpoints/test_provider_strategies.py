@@ -44,11 +44,11 @@ MESSAGES = [{"role": "user", "content": "In one sentence: why measure latency pe
 CONTRACT_KEYS = ("provider", "runs", "successes", "failures", "success_rate", *STAT_KEYS)
 CHAT_ROUTES = ("router-chat", "provider-chat")
 
-# Latencies before the simulator's time scale; the scale below makes them 25 / 62 / 112 / 175 ms, a
-# real spread (stdev 20 %) each: far enough apart to rank beyond the tolerances (>= 37 ms apart, the
-# tolerance is 10 ms + stats_client_overhead_s), fast enough that the call takes about 2 s.
-TIME_SCALE = 0.25
-OUTLIER_S = 0.3                     # one run of FAST takes this long (a "slow" fault, not scaled): p95 < max
+# Latencies before the simulator's time scale; the scale below makes them 40 / 100 / 180 / 280 ms, a
+# real spread (stdev 20 %) each: far enough apart to rank beyond the tolerances, fast enough to run in
+# a few seconds.
+TIME_SCALE = 0.4
+OUTLIER_S = 0.4                     # one run of FAST takes this long (a "slow" fault, not scaled): p95 < max
 BEHAVIOR: dict[str, dict[str, Any]] = {
     FAST: {"latency": {"kind": "normal", "mean_s": 0.10, "stdev_s": 0.02}, "failure_rate": 0.0},
     AUTO_SERVED_BY: {"latency": {"kind": "normal", "mean_s": 0.25, "stdev_s": 0.05}, "failure_rate": 0.0},
