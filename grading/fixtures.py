@@ -20,6 +20,10 @@ from grading.context import GradingContext, checkpoint_id_of
 from grading.plugin import CONTEXT_KEY
 from grading.sandbox.client import Sandbox
 from grading.sandbox.errors import SandboxUnavailable
+from grading.sandbox.forkserver import ForkServer
+from grading.sandbox.forkserver import enabled as forkserver_enabled
+from grading.sandbox.isolation import weak_isolation_reason
+from grading.sandbox.limits import Limits
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +82,28 @@ def services(grading_context: GradingContext) -> Iterator[Any]:
         shutil.rmtree(sockets, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def forkserver(grading_context: GradingContext, services: Any) -> Iterator[ForkServer | None]:
+    """The submission's zygote (grading/sandbox/forkserver.py): every checkpoint's worker is a fork of
+    one interpreter that imported the client libraries once. None where workers are not bubblewrapped."""
+    if not forkserver_enabled() or weak_isolation_reason(grading_context.isolation_mode) is not None:
+        yield None
+        return
+    checkpoints = grading_context.rubric.checkpoints
+    # the zygote's own limits bound its workers' (a fork can only lower them): the largest of any checkpoint
+    widest = {name: max(getattr(c.limits, name) for c in checkpoints)
+              for name in ("cpu_s", "memory_mb", "max_procs", "file_size_mb", "startup_timeout_s")}
+    server = ForkServer(Limits.from_data(widest), services.env(grading_context.canary_token),
+                        services.relay_map(), isolation=grading_context.isolation_mode)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest, grading_context: GradingContext, services: Any) -> Iterator[Sandbox]:
+def lab(request: pytest.FixtureRequest, grading_context: GradingContext, services: Any,
+        forkserver: ForkServer | None) -> Iterator[Sandbox]:
     checkpoint_id = checkpoint_id_of(Path(request.node.path))
     if checkpoint_id is None:
         raise pytest.UsageError("the lab fixture is for checkpoint modules (checkpoints/test_<id>.py)")
@@ -89,7 +113,8 @@ def lab(request: pytest.FixtureRequest, grading_context: GradingContext, service
                           env=services.env(grading_context.canary_token),
                           isolation=grading_context.isolation_mode, relays=services.relay_map(),
                           # the canary, whole and without its "hf_": a print of either is a leak
-                          watch_output=(grading_context.canary_token, grading_context.canary_token[3:]))
+                          watch_output=(grading_context.canary_token, grading_context.canary_token[3:]),
+                          forkserver=forkserver)
     except SandboxUnavailable as exc:
         pytest.fail(f"the submission cannot be graded: {exc}", pytrace=False)
     grading_context.isolation = grading_context.isolation or sandbox.isolation

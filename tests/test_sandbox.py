@@ -11,6 +11,7 @@ import pytest
 
 from grading.sandbox import errors
 from grading.sandbox.client import Sandbox
+from grading.sandbox.forkserver import ForkedProcess, ForkServer
 from grading.sandbox.isolation import bwrap_path
 from grading.sandbox.limits import Limits
 
@@ -29,10 +30,25 @@ def submission(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module", params=["started", "forked"])
+def forkserver(request: pytest.FixtureRequest):
+    """None: each worker a new interpreter; else the zygote that forks them (grading/sandbox/forkserver.py)."""
+    if request.param == "started":
+        yield None
+        return
+    if bwrap_path() is None:
+        pytest.skip("the fork server needs bubblewrap")
+    with ForkServer(LIMITS, {"HF_TOKEN": "hf_canary"}, relays=None, isolation=ISOLATION) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
-def box(submission: Path):
-    with Sandbox(submission, limits=LIMITS, env={"HF_TOKEN": "hf_canary"}, isolation=ISOLATION) as sandbox:
+def box(submission: Path, forkserver: ForkServer | None):
+    with Sandbox(submission, limits=LIMITS, env={"HF_TOKEN": "hf_canary"}, isolation=ISOLATION,
+                 forkserver=forkserver) as sandbox:
         yield sandbox
+        # each call ran in a forked worker: a failed fork would have fallen back to a new interpreter
+        assert (sandbox.forkserver is not None) == (forkserver is not None)
 
 
 def test_well_behaved_call_and_scrubbed_env(box: Sandbox) -> None:
@@ -124,8 +140,8 @@ def test_grader_secrets_and_solution_are_hidden(box: Sandbox) -> None:
     assert box.call("h.read_grader_secrets", wanted) == {}
 
 
-def test_escaped_process_is_killed_on_close(submission: Path) -> None:
-    with Sandbox(submission, limits=LIMITS, isolation=ISOLATION) as sandbox:
+def test_escaped_process_is_killed_on_close(submission: Path, forkserver: ForkServer | None) -> None:
+    with Sandbox(submission, limits=LIMITS, isolation=ISOLATION, forkserver=forkserver) as sandbox:
         pid = sandbox.call("h.escape_process_group")
         plan = sandbox.plan
     if plan is None or not (plan.use_bwrap or plan.cgroups.pids_dir):

@@ -25,6 +25,7 @@ from typing import Any
 from grading.sandbox import errors, rpc
 from grading.sandbox.isolation import Plan, make_plan
 from grading.sandbox.diskwatch import DiskWatch
+from grading.sandbox.forkserver import ForkedProcess, ForkServer, ForkServerError
 from grading.sandbox.limits import Limits
 from grading.sandbox.submission_copy import copy_submission
 
@@ -114,11 +115,14 @@ class Sandbox:
 
     ``env`` holds the service URLs and the canary token; ``limits`` come from the rubric.
     ``isolation`` is ``auto`` (the strongest available), ``bwrap`` (required) or ``process``.
+    ``forkserver``: the submission's zygote (grading/sandbox/forkserver.py), which forks workers
+    instead of starting a new interpreter each; where it fails, a worker is started the usual way.
     """
 
     def __init__(self, submission: Path, *, limits: Limits | None = None,
                  env: dict[str, str] | None = None, isolation: str = "auto",
-                 watch_output: tuple[str, ...] = (), relays: dict[int, str] | None = None) -> None:
+                 watch_output: tuple[str, ...] = (), relays: dict[int, str] | None = None,
+                 forkserver: ForkServer | None = None) -> None:
         self.source = Path(submission).resolve()
         if not (self.source / "inference_lab").is_dir():
             raise errors.SandboxUnavailable(f"{self.source} has no inference_lab/ package")
@@ -129,7 +133,9 @@ class Sandbox:
         self.watch_output = tuple(watch_output)
         self._output_hits: list[tuple[int, str]] = []
         self._output_base = 0   # bytes printed by earlier workers of this sandbox
-        self._tmp = Path(tempfile.mkdtemp(prefix="infergrade-"))
+        self.forkserver = forkserver
+        # under the zygote's folder, the one its sandbox can write to
+        self._tmp = Path(tempfile.mkdtemp(prefix="infergrade-", dir=forkserver.folder if forkserver else None))
         self.workdir = self._tmp / "work"
         self.root = self.workdir / "submission"
         self.home = self.workdir / "home"
@@ -141,7 +147,7 @@ class Sandbox:
             raise
         self.home.mkdir(parents=True)
         self.plan: Plan | None = None
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
         self.reader: rpc.LineReader | None = None
         self.drain: _OutputDrain | None = None
         self.disk: DiskWatch | None = None
@@ -181,19 +187,21 @@ class Sandbox:
         req_r, req_w = os.pipe()   # grader -> worker
         rep_r, rep_w = os.pipe()   # worker -> grader
         out_r, out_w = os.pipe()   # worker's stdout and stderr
-        argv = [sys.executable, "-I", "-m", "grading.sandbox.worker",
-                "--rpc-in", str(req_r), "--rpc-out", str(rep_w), "--root", str(self.root)]
-        command = self.plan.command(argv, self.workdir, [req_r, rep_w])
-        try:
-            self.proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
-                pass_fds=(req_r, rep_w), cwd=self.workdir,
-                env=scrubbed_env({**self.extra_env, **self.plan.worker_env()}, self.home),
-                preexec_fn=self.plan.preexec(), close_fds=True)
-        except OSError as exc:
-            for fd in (req_r, req_w, rep_r, rep_w, out_r, out_w):
-                os.close(fd)
-            raise errors.SandboxUnavailable(f"could not start the worker: {exc}") from exc
+        self.proc = self._fork(req_r, rep_w, out_w) if self.forkserver is not None else None
+        if self.proc is None:
+            argv = [sys.executable, "-I", "-m", "grading.sandbox.worker",
+                    "--rpc-in", str(req_r), "--rpc-out", str(rep_w), "--root", str(self.root)]
+            command = self.plan.command(argv, self.workdir, [req_r, rep_w])
+            try:
+                self.proc = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+                    pass_fds=(req_r, rep_w), cwd=self.workdir,
+                    env=scrubbed_env({**self.extra_env, **self.plan.worker_env()}, self.home),
+                    preexec_fn=self.plan.preexec(), close_fds=True)
+            except OSError as exc:
+                for fd in (req_r, req_w, rep_r, rep_w, out_r, out_w):
+                    os.close(fd)
+                raise errors.SandboxUnavailable(f"could not start the worker: {exc}") from exc
         for fd in (req_r, rep_w, out_w):
             os.close(fd)
         self._rpc_out_fd = req_w
@@ -211,8 +219,29 @@ class Sandbox:
             self._stop_process()
             raise errors.SandboxUnavailable(f"unexpected first message from the worker: {hello!r}")
         self.plan.cgroups.mark_oom_baseline()
-        self.disk = DiskWatch(self.workdir, self.limits.disk_mb, on_exceeded=self._kill_now).start()
+        # a forked worker can write anywhere in the zygote's folder: watch all of it
+        watched = self.forkserver.folder if isinstance(self.proc, ForkedProcess) else self.workdir
+        self.disk = DiskWatch(watched, self.limits.disk_mb, on_exceeded=self._kill_now).start()
         self.startup_s = time.monotonic() - started
+
+    def _fork(self, req_r: int, rep_w: int, out_w: int) -> ForkedProcess | None:
+        """A worker forked by the submission's zygote, in this sandbox's cgroups; None where the zygote
+        cannot give one (then this sandbox starts its workers the usual way from now on)."""
+        assert self.plan is not None and self.forkserver is not None
+        if not self.plan.use_bwrap:
+            self.forkserver = None
+            return None
+        try:
+            proc = self.forkserver.spawn(self.root, self.workdir, scrubbed_env(self.extra_env, self.home),
+                                         self.plan.rlimits(), [req_r, rep_w, out_w])
+        except ForkServerError:
+            self.forkserver = None
+            return None
+        try:
+            self.plan.cgroups.adopt(proc.pid)
+        except OSError:   # it ended already: the hello read below reports how
+            pass
+        return proc
 
     def close(self) -> None:
         self._stop_process()
@@ -320,6 +349,10 @@ class Sandbox:
                         f"{label} did not return within {timeout:.1f} s and was stopped "
                         "(an endless loop, a missing timeout, or waiting on a service that never answers?)",
                         target=label) from None
+                # Processes the worker forked may hold its reply pipe open after it died (a forked
+                # worker's pid namespace outlives it): its end is the crash, not their silence.
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise self._crash_error(label, rpc.RpcClosed("the worker ended")) from None
                 continue
             except rpc.RpcTooLarge:
                 self._stop_process()
@@ -362,7 +395,8 @@ class Sandbox:
         if oom:
             return errors.MemoryLimitExceeded(
                 f"{label} used more than {self.limits.memory_mb} MiB of memory and was stopped", target=label)
-        if code is not None and code > 128 and self.plan is not None and self.plan.use_bwrap:
+        if (code is not None and code > 128 and self.plan is not None and self.plan.use_bwrap
+                and not isinstance(proc, ForkedProcess)):
             code = 128 - code  # bwrap reports a signal death of its child as 128 + signal number
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)

@@ -140,6 +140,12 @@ class Cgroups:
         dirs = {d for d in (self.pids_dir, self.memory_dir) if d}
         return [str(d / "cgroup.procs") for d in dirs]
 
+    def adopt(self, pid: int) -> None:
+        """Move a running process (a worker forked by the zygote) into these groups."""
+        for path in self.join_paths():
+            with open(path, "w") as handle:
+                handle.write(str(pid))
+
     def pids(self) -> list[int]:
         found: set[int] = set()
         for d in (self.pids_dir, self.memory_dir):
@@ -254,10 +260,19 @@ class Plan:
             return {}
         return {"INFERGRADE_NET_RELAYS": json.dumps({str(port): path for port, path in (self.relays or {}).items()})}
 
-    def preexec(self) -> Callable[[], None]:
+    def rlimits(self) -> dict[str, int]:
+        """The worker's rlimits by ``resource`` name (also sent to a forked worker, which sets them)."""
         limits = self.limits
+        found = {"RLIMIT_CPU": limits.cpu_s, "RLIMIT_FSIZE": limits.file_size_mb * 2**20, "RLIMIT_CORE": 0,
+                 "RLIMIT_NOFILE": 1024,
+                 "RLIMIT_NPROC": limits.max_procs}  # holds for non-root users
+        if not self.cgroups.memory_dir:  # address space is a coarse stand-in: Python maps more than it uses
+            found["RLIMIT_AS"] = (limits.memory_mb + 1024) * 2**20
+        return {name: int(value) for name, value in found.items() if hasattr(resource, name)}
+
+    def preexec(self) -> Callable[[], None]:
         join_paths = self.cgroups.join_paths()
-        memory_rlimit = not self.cgroups.memory_dir
+        rlimits = [(getattr(resource, name), value) for name, value in self.rlimits().items()]
 
         def setup_child() -> None:  # runs in the child between fork and exec
             os.setsid()
@@ -265,18 +280,14 @@ class Plan:
             for path in join_paths:
                 with open(path, "w") as handle:
                     handle.write(pid)
-            _set_limit(resource.RLIMIT_CPU, limits.cpu_s)
-            _set_limit(resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20)
-            _set_limit(resource.RLIMIT_CORE, 0)
-            _set_limit(resource.RLIMIT_NOFILE, 1024)
-            _set_limit(resource.RLIMIT_NPROC, limits.max_procs)  # holds for non-root users
-            if memory_rlimit:  # address space is a coarse stand-in: Python maps more than it uses
-                _set_limit(resource.RLIMIT_AS, (limits.memory_mb + 1024) * 2**20)
+            for which, value in rlimits:
+                set_limit(which, value)
 
         return setup_child
 
 
-def _set_limit(which: int, value: int) -> None:
+def set_limit(which: int, value: int) -> None:
+    """Set soft and hard limit ``which`` to ``value`` (or the hard limit already there, if lower)."""
     try:
         soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:

@@ -169,9 +169,9 @@ class Worker:
             self.reply(answer)
 
 
-def _start_relays(spec: str, timeout_s: float = 10.0) -> None:
-    """Start the loopback relays of this worker's network namespace (grading/sandbox/netrelay.py) and
-    wait until they listen, so that the first request of student code finds its service.
+def start_relays(spec: str, timeout_s: float = 10.0) -> int:
+    """Start the loopback relays of this worker's network namespace (grading/sandbox/netrelay.py), wait
+    until they listen, so that the first request of student code finds its service; return the relay's pid.
 
     The relay is a fork of this worker taken before the submission is on ``sys.path`` (a new
     interpreter cost ~30 ms of CPU per worker); it keeps no file descriptor of the worker's but its
@@ -214,6 +214,7 @@ def _start_relays(spec: str, timeout_s: float = 10.0) -> None:
         except ProcessLookupError:
             pass
         raise SystemExit("the network relays of the worker did not start")
+    return pid
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -224,12 +225,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # A write past RLIMIT_FSIZE should raise OSError in the student's code, not kill the worker.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    os.set_inheritable(args.rpc_in, False)
-    os.set_inheritable(args.rpc_out, False)
     relays = os.environ.pop("INFERGRADE_NET_RELAYS", None)
     if relays:   # first: before anything of the submission can be imported
-        _start_relays(relays)
-    root = args.root.resolve()
+        start_relays(relays)
+    run(args.root, args.rpc_in, args.rpc_out)
+
+
+def run(root: Path | str, rpc_in: int, rpc_out: int) -> None:
+    """Serve requests for the submission at ``root`` (a fresh process, or one forked by the zygote)."""
+    os.set_inheritable(rpc_in, False)
+    os.set_inheritable(rpc_out, False)
+    root = Path(root).resolve()
     os.chdir(root)
     sys.path.insert(0, str(root))
     # Stand-in modules the grader's tier provides (sim: a `vllm` that records what it is asked), after the
@@ -241,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         from grading.sandbox import redirect
 
         redirect.install_from_env()
-    Worker(root, args.rpc_in, args.rpc_out).serve()
+    Worker(root, rpc_in, rpc_out).serve()
 
 
 if __name__ == "__main__":
