@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grading.sandbox import kernel_forker
+
 MAX_TEXT = 4000
 MAX_TRACEBACK = 1800
 MAX_SOURCE = 600
@@ -272,6 +274,7 @@ def run_request(root: Path, request: dict[str, Any]) -> dict[str, Any]:
     cell_timeout_s = float(request.get("cell_timeout_s", 30))
     notebook_timeout_s = float(request.get("notebook_timeout_s", 120))
     site_dir = tempfile.mkdtemp(prefix="infergrade-kernel-")
+    forker, socket_path = None, ""
     try:
         write_sitecustomize(site_dir)
         env = dict(os.environ)
@@ -280,6 +283,11 @@ def run_request(root: Path, request: dict[str, Any]) -> dict[str, Any]:
         env["PYTHONPATH"] = os.pathsep.join([site_dir, *extras])
         env.setdefault("MPLBACKEND", "Agg")
         env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+        kernel_argv = list(request.get("kernel_argv") or [])
+        # in a worker: kernels forked, not started (~1 s of CPU each; grading/sandbox/kernel_forker.py)
+        if not kernel_argv and request.get("fork_kernels") and kernel_forker.usable():
+            socket_path, forker = kernel_forker.start()
+            kernel_argv = kernel_forker.stub_argv(socket_path)
         results = []
         for name in names:
             path = (root / name).resolve()
@@ -290,18 +298,20 @@ def run_request(root: Path, request: dict[str, Any]) -> dict[str, Any]:
                 continue
             results.append(run_notebook(path, root=root, cell_timeout_s=cell_timeout_s,
                                         notebook_timeout_s=notebook_timeout_s,
-                                        kernel_argv=list(request.get("kernel_argv") or default_kernel_argv()),
+                                        kernel_argv=kernel_argv or default_kernel_argv(),
                                         kernel_env=env, watch=[str(w) for w in request.get("watch") or []]))
         return {"notebooks": results}
     finally:
         shutil.rmtree(site_dir, ignore_errors=True)
+        if forker is not None:
+            kernel_forker.stop(forker, socket_path)
 
 
 def run_in_sandbox(lab: Any, names: list[str], *, cell_timeout_s: float = 30.0,
                    notebook_timeout_s: float = 120.0) -> dict[str, Any]:
     """The grader's side: run ``names`` in ``lab``'s worker (one worker, one fresh kernel each)."""
     payload = {"names": list(names), "cell_timeout_s": cell_timeout_s, "notebook_timeout_s": notebook_timeout_s,
-               "watch": list(getattr(lab, "watch_output", ()))}
+               "watch": list(getattr(lab, "watch_output", ())), "fork_kernels": True}
     # the notebooks' own limits stop them; the call's limit only catches a worker that stops answering
     budget = len(names) * (notebook_timeout_s + 60.0) + 30.0
     return lab.op("notebook", payload, label="the notebooks", timeout_s=budget)
