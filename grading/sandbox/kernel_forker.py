@@ -16,6 +16,7 @@ a normal kernel (``exec`` of ``python -m ipykernel_launcher``).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -96,6 +97,8 @@ def _serve(listener: socket.socket, parent: int) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - the kernel imports it itself, and says what is wrong
             pass
+    gc.collect()
+    gc.freeze()   # as the zygote does: kernels' collections neither walk nor copy what is shared
     stubs: dict[int, socket.socket] = {}   # kernel pid -> its stub's connection
     while os.getppid() == parent:
         ready, _, _ = select.select([listener], [], [], 0.1)

@@ -19,6 +19,7 @@ Control protocol (a SOCK_SEQPACKET unix socket, one JSON object per packet):
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - a missing library is the worker's to report, if used
             print(f"zygote: could not preload {name}: {exc}", file=sys.stderr)
+    # What is imported now lives as long as every worker: out of the collector's sight, so that a worker's
+    # collections neither walk it nor touch (copy) the pages it shares with this process.
+    gc.collect()
+    gc.freeze()
     control.send(json.dumps({"op": "ready", "pid": os.getpid()}).encode())
     serve(control, relay_pid)
 
