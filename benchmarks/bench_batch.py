@@ -131,6 +131,8 @@ def main() -> int:
         print(f"batch of {args.n} reference copies (sim tier{', only ' + args.only if args.only else ''}): "
               f"{elapsed:.1f} s with --jobs {jobs[1] if jobs else '?'} -> {60 * args.n / elapsed:.1f} submissions/minute")
         print(f"  scores: {sorted(set(got))} (all {len(got)} equal: {len(set(got)) == 1})")
+        again = sum("graded again alone" in r.read_text() for r in (tmp_path / "out" / "submissions").glob("*/report.json"))
+        print(f"  graded again alone (timing items lost under load): {again} of {args.n}")
         for line in lost_points(tmp_path / "out"):
             print(f"  lost: {line}")
         print(f"  peak RSS of one submission's grading processes: {sampler.peak_worker_mb:.0f} MiB; "

@@ -37,8 +37,9 @@ from grading.sims.seeds import derive_seed, resolve_seed
 
 __all__ = ["BatchOptions", "run_batch", "default_jobs"]
 
-#: benchmarks/bench_batch.py measured ~450 MiB peak RSS for one submission's grading processes
-WORKER_MEMORY_MB = 600
+#: benchmarks/bench_batch.py measured ~710 MiB peak RSS for one submission's grading processes (a sum over
+#: processes: the workers forked from one zygote share most of theirs, so this is an upper bound)
+WORKER_MEMORY_MB = 750
 #: a submission alone keeps one core ~35 % busy (grading mostly waits on paced services): 4 per core
 #: keep 2 cores busy (measured: 8 at once grade 24 copies as fast as 12 at once, 4 at once is 25 % slower).
 #: Timing items spoiled by that load are graded again alone (``timing = true`` in the rubric).
@@ -321,13 +322,17 @@ def run_batch(opts: BatchOptions) -> dict[str, Any]:
                 executor.run([_task(s, opts, batch_seed, work) for s in todo], on_start, on_result)
             if timing_lost:
                 # Measured times spoiled by the batch's own load must not cost correct work points: grade
-                # the checkpoints of those items again, one submission at a time with nothing else running,
-                # and keep that result for them (only those checkpoints: a whole regrade took 30 s alone).
+                # the checkpoints of those items again once the batch is done, with nothing else graded, at
+                # most one submission per core at once (one keeps a core ~35 % busy), and keep that result
+                # for them (only those checkpoints: a whole regrade took 30 s alone). One at a time made
+                # ten such regrades a quarter of a 50-copy batch's time on 2 cores.
+                quiet_jobs = max(1, min(jobs, os.cpu_count() or 1))
                 notes.append(f"{len(timing_lost)} submission(s) lost timing items while {jobs} were graded at "
-                             "once; the checkpoints of those items were graded again alone and their reports "
-                             "hold the second grading's result")
+                             "once; the checkpoints of those items were graded again alone (nothing else "
+                             f"graded, at most {quiet_jobs} at once on {os.cpu_count()} cores) and their "
+                             "reports hold the second grading's result")
                 progress.extend(len(timing_lost))
-                alone = make_executor("local", 1, None)     # on this machine, with nothing else graded
+                alone = make_executor("local", quiet_jobs, None)     # on this machine, nothing else graded
                 try:
                     alone.run([_alone_task(_task(by_key[k], opts, batch_seed, work), lost)
                                for k, lost in timing_lost.items()], on_start, on_result)
