@@ -28,9 +28,9 @@ import socket
 import sys
 import tempfile
 import threading
-import traceback
-from pathlib import Path
 from typing import Any
+
+from grading.sandbox.forking import ended_children, fork_child
 
 #: imported by the forker where its parent has not (the worker's zygote preloads them: see
 #: grading/sandbox/forkserver.py); a library only one notebook uses gains nothing here
@@ -52,18 +52,7 @@ def start() -> tuple[str, int]:
     listener.bind(path)
     listener.listen(8)
     parent = os.getpid()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            _serve(listener, parent)
-        except BaseException:  # noqa: BLE001 - said on stderr; stubs then start kernels the usual way
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
+    pid = fork_child(lambda: _serve(listener, parent))
     listener.close()
     return path, pid
 
@@ -102,16 +91,9 @@ def _serve(listener: socket.socket, parent: int) -> None:
     stubs: dict[int, socket.socket] = {}   # kernel pid -> its stub's connection
     while os.getppid() == parent:
         ready, _, _ = select.select([listener], [], [], 0.1)
-        while stubs:
-            try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+        for pid, status in ended_children() if stubs else ():
             conn = stubs.pop(pid, None)
             if conn is not None:
-                status = -os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else os.WEXITSTATUS(wait_status)
                 try:
                     conn.send(json.dumps({"status": status}).encode())
                 except OSError:
@@ -131,28 +113,15 @@ def _serve(listener: socket.socket, parent: int) -> None:
                 os.close(fd)
             conn.close()
             continue
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                listener.close()
-                conn.close()
-                for other in stubs.values():
-                    other.close()
-                _become_kernel(request, fds)
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # noqa: BLE001
-                traceback.print_exc()
-                code = 1
-            finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(code)
+
+        def kernel(conn: socket.socket = conn, request: dict[str, Any] = request, fds: list[int] = fds) -> None:
+            listener.close()
+            conn.close()
+            for other in stubs.values():
+                other.close()
+            _become_kernel(request, fds)
+
+        pid = fork_child(kernel)
         for fd in fds:
             os.close(fd)
         stubs[pid] = conn

@@ -28,20 +28,13 @@ import select
 import signal
 import socket
 import sys
-import traceback
 from typing import Any
 
 from grading.sandbox import worker
+from grading.sandbox.forking import ended_children, fork_child
 from grading.sandbox.isolation import set_limit
 
 MAX_PACKET = 1 << 20
-
-
-def _status(wait_status: int) -> int:
-    """A wait status the way subprocess reports it: -signal, or the exit code."""
-    if os.WIFSIGNALED(wait_status):
-        return -os.WTERMSIG(wait_status)
-    return os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else -1
 
 
 def _become_worker(request: dict[str, Any], fds: list[int], control: socket.socket) -> None:
@@ -67,24 +60,7 @@ def _become_worker(request: dict[str, Any], fds: list[int], control: socket.sock
 
 
 def _spawn(request: dict[str, Any], fds: list[int], control: socket.socket) -> int:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            _become_worker(request, fds, control)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:  # noqa: BLE001 - a worker must never return into the zygote's loop
-            traceback.print_exc()
-            code = 1
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+    pid = fork_child(lambda: _become_worker(request, fds, control))
     for fd in fds:
         os.close(fd)
     return pid
@@ -99,16 +75,10 @@ def serve(control: socket.socket, relay_pid: int | None) -> None:
 
     while True:
         ready, _, _ = select.select([control], [], [], 0.1)
-        while True:   # reap: every ended worker, and the relay
-            try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+        for pid, status in ended_children():   # every ended worker, and the relay
             if pid == relay_pid:
                 raise SystemExit("the network relay ended")
-            send({"op": "exited", "pid": pid, "status": _status(wait_status)})
+            send({"op": "exited", "pid": pid, "status": status})
         if not ready:
             continue
         packet, fds, _, _ = socket.recv_fds(control, MAX_PACKET, 8)
