@@ -8,7 +8,7 @@ then asks it for a worker and gets a fork: a clean interpreter as far as the sub
 of it imported), in its own cgroups, with its own rlimits, environment, folder and pipes.
 
 >>> with ForkServer(limits, env, relays) as server:          # doctest: +SKIP
-...     proc = server.spawn(root, workdir, env, limits, [req_r, rep_w, out_w])
+...     proc = server.spawn(root, workdir, env, plan.rlimits(), [req_r, rep_w, out_w])
 ...     cgroups.adopt(proc.pid)                               # the grader's pid of the new worker
 
 If the zygote dies (student code may kill anything in its sandbox), the next spawn starts a new one.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -52,18 +53,16 @@ def enabled() -> bool:
 class ForkedProcess:
     """A worker forked by the zygote, with the parts of ``subprocess.Popen`` the sandbox uses."""
 
-    #: unlike a worker run by bwrap, the status is the worker's own (not 128 + signal)
-    via_bwrap = False
-
-    def __init__(self, server: "ForkServer", pid: int, inner_pid: int) -> None:
+    def __init__(self, server: "ForkServer", pid: int, inner_pid: int, zygote: subprocess.Popen) -> None:
         self.server = server
         self.pid = pid            # in the grader's pid namespace: for signals and cgroups
         self.inner_pid = inner_pid
+        self.zygote = zygote      # the one that forked it (a later zygote is another pid namespace)
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            self.returncode = self.server.exit_status(self.inner_pid, self._zygote)
+            self.returncode = self.server.exit_status(self.inner_pid, self.zygote)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -77,11 +76,9 @@ class ForkedProcess:
 
     def kill(self) -> None:
         try:
-            os.kill(self.pid, 9)
+            os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-    _zygote: subprocess.Popen | None = None
 
 
 class ForkServer:
@@ -103,7 +100,6 @@ class ForkServer:
         self._proc: subprocess.Popen | None = None
         self._plan: Plan | None = None
         self._control: socket.socket | None = None
-        self._reader: threading.Thread | None = None
         self._replies: dict[int, dict[str, Any]] = {}
         self._exits: dict[int, int] = {}
         self._next_tag = 0
@@ -156,8 +152,7 @@ class ForkServer:
             self._stop()
             raise ForkServerError(f"the zygote did not start: {self.log_tail()}")
         ours.settimeout(None)
-        self._reader = threading.Thread(target=self._read, args=(ours, proc), daemon=True)
-        self._reader.start()
+        threading.Thread(target=self._read, args=(ours,), daemon=True).start()
 
     def _drain(self, fd: int) -> None:
         """The zygote's own output (a failed preload, a traceback): kept short, for error messages."""
@@ -169,7 +164,7 @@ class ForkServer:
     def log_tail(self) -> str:
         return self._log.decode("utf-8", "replace")[-1500:]
 
-    def _read(self, control: socket.socket, proc: subprocess.Popen) -> None:
+    def _read(self, control: socket.socket) -> None:
         while True:
             try:
                 packet = control.recv(1 << 16)
@@ -196,7 +191,7 @@ class ForkServer:
             self._control = None
         if proc is not None:
             try:
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
             if self._plan is not None:
@@ -260,9 +255,7 @@ class ForkServer:
             reply = self._replies.pop(tag, None)
         if pid is None or reply is None or "pid" not in reply:
             raise ForkServerError(f"the zygote did not fork a worker: {self.log_tail()}")
-        forked = ForkedProcess(self, pid, int(reply["pid"]))
-        forked._zygote = proc
-        return forked
+        return ForkedProcess(self, pid, int(reply["pid"]), proc)
 
 
 def _peer_pid(sock: socket.socket, timeout_s: float) -> int | None:
