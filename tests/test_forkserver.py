@@ -31,6 +31,17 @@ def state():
             "cpu_limit": resource.getrlimit(resource.RLIMIT_CPU)[0], "cwd": os.getcwd()}
 
 
+def hub(zygote_home):
+    preloaded = "huggingface_hub.constants" in sys.modules
+    from huggingface_hub import constants, get_token
+    os.makedirs(os.environ["HF_HOME"], exist_ok=True)
+    with open(os.path.join(os.environ["HF_HOME"], "token"), "w") as handle:
+        handle.write("hf_" + os.path.basename(os.environ["HOME"]).replace("-", "").ljust(34, "x"))
+    stale = [f"{name}.{key}" for name, module in list(sys.modules.items()) if name.startswith("huggingface_hub")
+             for key, value in vars(module).items() if isinstance(value, str) and zygote_home in value]
+    return {"preloaded": preloaded, "token_path": constants.HF_TOKEN_PATH, "token": get_token(), "stale": stale}
+
+
 def kill_zygote():
     os.kill(os.getppid(), signal.SIGKILL)
     time.sleep(30)
@@ -60,6 +71,11 @@ def test_each_worker_is_a_fresh_fork_with_its_own_home_and_limits(submission: Pa
                 assert first["home"] == str(box.home) and first["cwd"] == str(box.root)
                 assert first["cpu_limit"] == cpu_s
                 seen.append(first)
+                hub = box.call("z.hub", str(server.home))
+                assert hub["preloaded"], "huggingface_hub is preloaded by the zygote"
+                # ... and follows this worker's home, not the zygote's it was imported with
+                assert hub["token_path"] == str(box.home / ".cache" / "huggingface" / "token"), hub
+                assert hub["token"].startswith("hf_" + box.home.name.replace("-", "")) and not hub["stale"], hub
         assert [s["calls"] for s in seen] == [1, 1], "a new sandbox's worker has none of the last one's state"
         assert seen[0]["home"] != seen[1]["home"]
         assert server.starts == 1
@@ -80,3 +96,15 @@ def test_without_a_sandbox_for_the_zygote_workers_start_the_usual_way(submission
             state = box.call("z.state")
             assert not isinstance(box.proc, ForkedProcess) and box.forkserver is None
             assert state["calls"] == 1
+
+
+def test_a_worker_whose_environment_differs_more_than_its_home_is_started(submission: Path) -> None:
+    # the zygote imported ollama and huggingface_hub, which read OLLAMA_HOST and HF_* at import
+    with ForkServer(LIMITS, {"OLLAMA_HOST": "http://127.0.0.1:11434"}, relays=None, isolation=ISOLATION) as server:
+        with Sandbox(submission, limits=LIMITS, isolation=ISOLATION, forkserver=server,
+                     env={"OLLAMA_HOST": "http://127.0.0.1:11435"}) as box:
+            assert box.call("z.state")["calls"] == 1
+            assert not isinstance(box.proc, ForkedProcess) and box.forkserver is None
+        with Sandbox(submission, limits=LIMITS, isolation=ISOLATION, forkserver=server,
+                     env={"OLLAMA_HOST": "http://127.0.0.1:11434"}) as box:
+            assert box.call("z.state")["calls"] == 1 and isinstance(box.proc, ForkedProcess)

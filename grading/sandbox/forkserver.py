@@ -34,11 +34,14 @@ from typing import Any
 from grading.sandbox.isolation import Plan, make_plan
 from grading.sandbox.limits import Limits
 
-#: Imported once per submission by the zygote. Only libraries whose import reads no per-worker state
-#: (environment, home folder): ``huggingface_hub`` reads HF_HOME and ``ollama`` OLLAMA_HOST at import,
-#: and each checkpoint's worker has a home of its own and may be called with a changed environment.
-#: ipykernel: for the notebook kernels, forked in the notebooks worker (grading/sandbox/kernel_forker.py).
-PRELOAD = ("openai", "httpx", "numpy", "ipykernel.kernelapp", "ipykernel.ipkernel")
+#: Imported once per submission by the zygote: the client libraries student code uses (openai ~1 s of
+#: CPU, huggingface_hub's InferenceClient ~0.3 s, ollama ~0.1 s on top of them, per worker otherwise).
+#: huggingface_hub and ollama read the environment at import: a worker whose environment differs from
+#: the zygote's in more than its home is not forked, and a forked one re-reads its home
+#: (grading/sandbox/preload.py). ipykernel: for the notebook kernels, forked in the notebooks worker
+#: (grading/sandbox/kernel_forker.py).
+PRELOAD = ("openai", "httpx", "numpy", "huggingface_hub", "huggingface_hub.inference._client", "ollama",
+           "ipykernel.kernelapp", "ipykernel.ipkernel")
 ENV_SWITCH = "INFERGRADE_FORKSERVER"
 
 
@@ -254,7 +257,8 @@ class ForkServer:
             self._changed.wait_for(lambda: tag in self._replies or not self.alive(), timeout=5)
             reply = self._replies.pop(tag, None)
         if pid is None or reply is None or "pid" not in reply:
-            raise ForkServerError(f"the zygote did not fork a worker: {self.log_tail()}")
+            why = reply.get("message") if reply and reply.get("message") else self.log_tail()
+            raise ForkServerError(f"the zygote did not fork a worker: {why}")
         return ForkedProcess(self, pid, int(reply["pid"]), proc)
 
 

@@ -10,14 +10,15 @@ jupyter_client still launches and manages a process per kernel, as always: a sma
 ``python -I -m grading.sandbox.kernel_forker STUB SOCKET -f CONNECTION_FILE``, which hands its
 environment, folder and standard streams to the forker, forwards the signals it gets (interrupt,
 terminate) to the kernel and exits with the kernel's status. If the stub dies (nbclient kills it), the
-kernel notices (its lifeline pipe closes) and exits. Where the forker is unavailable, the stub becomes
-a normal kernel (``exec`` of ``python -m ipykernel_launcher``).
+kernel notices (its lifeline pipe closes) and exits. Where the forker is unavailable, or the kernel's
+environment differs from the worker's where a preloaded library read it at import
+(grading/sandbox/preload.py), the stub becomes a normal kernel (``exec`` of ``python -m
+ipykernel_launcher``).
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import os
 import resource
@@ -30,11 +31,14 @@ import tempfile
 import threading
 from typing import Any
 
+from grading.sandbox import preload
 from grading.sandbox.forking import ended_children, fork_child
 
 #: imported by the forker where its parent has not (the worker's zygote preloads them: see
 #: grading/sandbox/forkserver.py); a library only one notebook uses gains nothing here
 PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel")
+#: what a kernel's environment adds to the worker's, none of it read by a preloaded library at import
+KERNEL_ENV = ("PYTHONPATH", "MPLBACKEND", "PYDEVD_DISABLE_FILE_VALIDATION", "JPY_PARENT_PID", "JPY_SESSION_NAME")
 MAX_PACKET = 1 << 20
 
 
@@ -81,11 +85,7 @@ def _serve(listener: socket.socket, parent: int) -> None:
     highest = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     os.closerange(3, keep)
     os.closerange(keep + 1, highest if highest != resource.RLIM_INFINITY else 65536)
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the kernel imports it itself, and says what is wrong
-            pass
+    preload.import_modules(PRELOAD)   # a failure: the kernel imports it itself, and says what is wrong
     gc.collect()
     gc.freeze()   # as the zygote does: kernels' collections neither walk nor copy what is shared
     stubs: dict[int, socket.socket] = {}   # kernel pid -> its stub's connection
@@ -108,9 +108,12 @@ def _serve(listener: socket.socket, parent: int) -> None:
         except (OSError, ValueError):
             conn.close()
             continue
-        if len(fds) != 4:
+        conflict = preload.env_conflict(os.environ, request.get("env") or {}, ignore=KERNEL_ENV)
+        if len(fds) != 4 or conflict:
             for fd in fds:
                 os.close(fd)
+            if conflict:   # the stub starts a kernel the usual way
+                conn.send(json.dumps({"refused": conflict}).encode())
             conn.close()
             continue
 
@@ -136,8 +139,10 @@ def _become_kernel(request: dict[str, Any], fds: list[int]) -> None:
     for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
         os.dup2(fd, target)
         os.close(fd)
+    inherited = dict(os.environ)
     os.environ.clear()
     os.environ.update(request["env"])
+    preload.adopt_environment(inherited)
     os.chdir(request["cwd"])
 
     def watch_lifeline() -> None:   # the stub is gone (killed by jupyter_client): so is this kernel
@@ -156,17 +161,24 @@ def _become_kernel(request: dict[str, Any], fds: list[int]) -> None:
 
 # -- the stub jupyter_client runs --------------------------------------------------------------------
 def _stub(socket_path: str, args: list[str]) -> None:
+    def start_kernel() -> None:   # no fork: a normal kernel (PYTHONPATH as jupyter_client set it honoured)
+        os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *args])
+
     try:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         conn.connect(socket_path)
     except OSError:
-        # no forker: be a normal kernel (PYTHONPATH, as jupyter_client set it, is honoured again)
-        os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *args])
+        start_kernel()
     lifeline_r, lifeline_w = os.pipe()
     request = {"env": dict(os.environ), "cwd": os.getcwd(), "args": args}
     socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2, lifeline_r])
     os.close(lifeline_r)
-    kernel = json.loads(conn.recv(MAX_PACKET) or b"{}").get("pid")
+    answer = json.loads(conn.recv(MAX_PACKET) or b"{}")
+    kernel = answer.get("pid")
+    if not kernel and answer.get("refused"):
+        conn.close()
+        os.close(lifeline_w)
+        start_kernel()
     if not kernel:
         sys.exit("the kernel forker did not start a kernel")
 

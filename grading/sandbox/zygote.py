@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
 import os
 import resource
@@ -30,7 +29,7 @@ import socket
 import sys
 from typing import Any
 
-from grading.sandbox import worker
+from grading.sandbox import preload, worker
 from grading.sandbox.forking import ended_children, fork_child
 from grading.sandbox.isolation import set_limit
 
@@ -50,8 +49,10 @@ def _become_worker(request: dict[str, Any], fds: list[int], control: socket.sock
     limits = request.get("limits") or {}
     for name, value in limits.items():
         set_limit(getattr(resource, name), int(value))
+    inherited = dict(os.environ)
     os.environ.clear()
     os.environ.update(request.get("env") or {})
+    preload.adopt_environment(inherited)   # huggingface_hub's paths follow this worker's home
     os.chdir(request["workdir"])
     # The grader reads this pid (translated into its own namespace) from the socket's credentials.
     with socket.socket(fileno=hello) as hello_socket:
@@ -90,6 +91,12 @@ def serve(control: socket.socket, relay_pid: int | None) -> None:
                 os.close(fd)
             send({"op": "error", "tag": request.get("tag"), "message": "bad request"})
             continue
+        conflict = preload.env_conflict(os.environ, request.get("env") or {})
+        if conflict:   # the grader starts this worker the usual way
+            for fd in fds:
+                os.close(fd)
+            send({"op": "error", "tag": request.get("tag"), "message": f"not forked: {conflict}"})
+            continue
         send({"op": "spawned", "tag": request.get("tag"), "pid": _spawn(request, fds, control)})
 
 
@@ -103,11 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     control.set_inheritable(False)
     relays = os.environ.pop("INFERGRADE_NET_RELAYS", None)
     relay_pid = worker.start_relays(relays) if relays else None
-    for name in filter(None, args.preload.split(",")):
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - a missing library is the worker's to report, if used
-            print(f"zygote: could not preload {name}: {exc}", file=sys.stderr)
+    for failure in preload.import_modules(filter(None, args.preload.split(","))):
+        print(f"zygote: could not preload {failure}", file=sys.stderr)
     # What is imported now lives as long as every worker: out of the collector's sight, so that a worker's
     # collections neither walk it nor touch (copy) the pages it shares with this process.
     gc.collect()
