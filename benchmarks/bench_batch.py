@@ -112,6 +112,20 @@ def lost_points(out: Path) -> list[str]:
     return [f"{count}x {what}" for what, count in lost.most_common()]
 
 
+def lost_first(out: Path) -> list[str]:
+    """Each timing item a copy lost while the batch ran (before it was graded again alone), with how often."""
+    import collections
+    import json
+
+    lost: collections.Counter = collections.Counter()
+    for report in sorted((out / "submissions").glob("*/report.json")):
+        for note in json.loads(report.read_text()).get("notes", []):
+            if "graded again alone (" in note:
+                for item in note.split("were graded: ", 1)[-1].rstrip(")").split("; "):
+                    lost[item.split(":")[0]] += 1
+    return [f"{count}x {what}" for what, count in lost.most_common()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=50)
@@ -135,6 +149,8 @@ def main() -> int:
         print(f"  graded again alone (timing items lost under load): {again} of {args.n}")
         for line in lost_points(tmp_path / "out"):
             print(f"  lost: {line}")
+        for line in lost_first(tmp_path / "out"):
+            print(f"  lost in the batch, then graded again alone: {line}")
         print(f"  peak RSS of one submission's grading processes: {sampler.peak_worker_mb:.0f} MiB; "
               f"whole batch: {sampler.peak_total_mb:.0f} MiB; peak CPU {sampler.peak_cpu:.0f} %")
         cores = os.cpu_count() or 1

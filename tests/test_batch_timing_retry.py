@@ -66,7 +66,8 @@ def test_only_the_checkpoints_graded_again_are_replaced() -> None:
     merged = _merge_regrade(first, again)["report"]
     assert [c["id"] for c in merged["checkpoints"]] == ["auth", "failover", "hf_chat"]
     assert (merged["score"], merged["max_score"], merged["duration_s"]) == (30.0, 30.0, 36.0)
-    assert any("failover, hf_chat graded again alone" in note for note in merged["notes"])
+    note = next(note for note in merged["notes"] if "failover, hf_chat graded again alone" in note)
+    assert "failover.test_a" in note and "hf_chat.test_a" in note   # what the first grading lost
     failed = _merge_regrade(first, {"key": "k", "log": "", "report": {"error": "grading took too long",
                                                                        "checkpoints": []}})["report"]
     assert failed["score"] == 14.0 and "grading took too long" in failed["notes"][-1]

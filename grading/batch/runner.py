@@ -147,6 +147,13 @@ def _alone_task(task: dict[str, Any], lost: list[str]) -> dict[str, Any]:
     return dict(task, only=",".join(sorted({item.split(".")[0] for item in lost})), alone_after=lost)
 
 
+def _lost_messages(report: dict[str, Any], checkpoint_ids: list[str]) -> list[str]:
+    """``checkpoint.test: message`` (clipped) of each test of ``checkpoint_ids`` that failed in ``report``."""
+    return [f"{c['id']}.{t.get('name')}: {str(t.get('message') or '')[:200]}"
+            for c in report.get("checkpoints") or [] if c.get("id") in checkpoint_ids
+            for t in c.get("tests") or [] if t.get("outcome") == "failed"]
+
+
 def _merge_regrade(first: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
     """``first`` (a result of ``grade_one``) with the checkpoints ``again`` graded alone put in place of
     its own, totals recomputed; ``first`` unchanged when the second grading failed to run."""
@@ -161,7 +168,8 @@ def _merge_regrade(first: dict[str, Any], again: dict[str, Any]) -> dict[str, An
     new = {c["id"]: c for c in second["checkpoints"]}
     checkpoints = [new.get(c["id"], c) for c in report.get("checkpoints") or []]
     score, max_score = totals(checkpoints)
-    note = f"{', '.join(redone)} graded again alone (timing items lost while other submissions were graded)"
+    note = f"{', '.join(redone)} graded again alone (timing items lost while other submissions were graded: " \
+           f"{'; '.join(_lost_messages(report, redone))})"
     merged = dict(report, checkpoints=checkpoints, score=score, max_score=max_score,
                   duration_s=round(float(report.get("duration_s") or 0) + float(second.get("duration_s") or 0), 3),
                   notes=[*(report.get("notes") or []), note])
