@@ -8,6 +8,7 @@ junitxml reads them), and at the end scores everything against the rubric (``gra
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -82,6 +83,13 @@ def pytest_configure(config: pytest.Config) -> None:
     seal_fd = config.getoption("--seal-fd")
     if seal_fd is not None:  # now, before any worker exists: the key never reaches student code
         config.stash[SEAL_KEY] = read_key(seal_fd)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Everything imported so far (pytest, the grader, the checkpoints, the simulators) lives until the
+    # end: out of the collector's sight, its collections no longer walk it (0.37 -> 0.14 s per grading).
+    if _grading_session(session.config):
+        gc.freeze()
 
 
 def _base_name(item: pytest.Item) -> str:

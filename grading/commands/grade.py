@@ -56,7 +56,7 @@ def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed
     # load conftests from), and every option is "--name=value", one token, for the same reason.
     command = [sys.executable, "-m", "pytest", str(CHECKPOINTS_DIR), "-q", "--noconftest",
                "-p", "grading.plugin", "-p", "grading.fixtures", "-p", "pytest_timeout",
-               "-p", "no:cacheprovider",
+               "-p", "no:cacheprovider", "-p", "no:unraisableexception",
                f"--rootdir={REPO_ROOT}", f"--config-file={REPO_ROOT / 'pyproject.toml'}",
                f"--submission={submission}", f"--tier={tier}", f"--seed={resolve_seed(seed)}",
                f"--isolation={isolation}", f"--report-json={out_json}", "--color=no"]
@@ -74,7 +74,9 @@ def run_checkpoints(submission: Path, *, out_json: Path, tier: str = "sim", seed
     # submission: student code runs only in workers, which do not write any): ~5 s of CPU per run.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     # Only the plugins named above: the others installed (hypothesis, benchmark, anyio, ...) cost
-    # a quarter second of imports per run and have no business in grading.
+    # a quarter second of imports per run and have no business in grading; pytest's own
+    # unraisableexception (disabled above) runs a full collection at the end (~0.1 s) to warn about
+    # objects whose __del__ failed, which a grading does not report.
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     if hidden_paths:   # folders the workers must not see (grading/sandbox/isolation.py)
         env[HIDDEN_PATHS_ENV] = os.pathsep.join(str(Path(p).resolve()) for p in hidden_paths)
