@@ -119,18 +119,39 @@ def lost_points(out: Path) -> list[str]:
     return [f"{count}x {what}" for what, count in lost.most_common()]
 
 
+def phases(out: Path) -> str:
+    """How long the batch's first pass took, and the regrades after it (from the manifest's times)."""
+    import datetime
+    import json
+
+    events = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines() if line.strip()]
+
+    def at(event: dict) -> float:
+        return datetime.datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
+
+    start = at(next(e for e in events if e["event"] == "batch"))
+    first = [at(e) for e in events if e["event"] == "done" and "graded_alone_after" not in e]
+    again = [at(e) for e in events if e["event"] == "done" and "graded_alone_after" in e]
+    text = f"first pass {max(first) - start:.1f} s"
+    return text + (f", then {len(again)} graded again alone in {max(again) - max(first):.1f} s" if again else "")
+
+
 def lost_first(out: Path) -> list[str]:
     """Each timing item a copy lost while the batch ran (before it was graded again alone), with how often."""
     import collections
     import json
 
     lost: collections.Counter = collections.Counter()
+    example: dict[str, str] = {}
     for report in sorted((out / "submissions").glob("*/report.json")):
         for note in json.loads(report.read_text()).get("notes", []):
             if "graded again alone (" in note:
-                for item in re.findall(r"(?:^|; )(\w+\.test_\w+(?:\[[^\]]*\])?): ", note.split("were graded: ", 1)[-1]):
-                    lost[item] += 1
-    return [f"{count}x {what}" for what, count in lost.most_common()]
+                text = note.split("were graded: ", 1)[-1]
+                found = list(re.finditer(r"(?:^|; )(\w+\.test_\w+(?:\[[^\]]*\])?): ", text))
+                for match, after in zip(found, [*found[1:], None]):
+                    lost[match[1]] += 1
+                    example.setdefault(match[1], text[match.end():after.start() if after else None][:450])
+    return [f"{count}x {what} (e.g. {example[what]})" for what, count in lost.most_common()]
 
 
 def main() -> int:
@@ -156,6 +177,7 @@ def main() -> int:
         print(f"  graded again alone (timing items lost under load): {again} of {args.n}")
         for line in lost_points(tmp_path / "out"):
             print(f"  lost: {line}")
+        print(f"  {phases(tmp_path / 'out')}")
         for line in lost_first(tmp_path / "out"):
             print(f"  lost in the batch, then graded again alone: {line}")
         print(f"  peak RSS of one submission's grading processes: {sampler.peak_worker_mb:.0f} MiB; "

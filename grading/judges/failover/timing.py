@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from grading.judges.failover.policy import backoff_d, overhead, timeout_overhead, tolerance
+from grading.judges.failover.policy import backoff_d, interval_overhead, overhead, timeout_overhead, tolerance
 from grading.judges.failover.timeline import Request, _n, _retry_numbers
 
 
@@ -157,10 +157,11 @@ def judge_waits(requests: Sequence[Request], *, backoff_base: float, backoff_max
 
 def judge_min_interval(requests: Sequence[Request], *, min_interval_s: float,
                        thresholds: Mapping[str, Any]) -> list[str]:
-    """Any two requests (across providers) start at least ``min_interval_s`` apart."""
+    """Any two requests (across providers) start at least ``min_interval_s`` apart, as the provider saw
+    them start (less the tolerance and :func:`interval_overhead`)."""
     if not min_interval_s or min_interval_s <= 0:
         return []
-    lower = float(min_interval_s) - tolerance(min_interval_s, thresholds)
+    lower = float(min_interval_s) - tolerance(min_interval_s, thresholds) - interval_overhead(min_interval_s, thresholds)
     closest = None
     count = 0
     for a, b in zip(requests, requests[1:]):
