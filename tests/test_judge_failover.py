@@ -54,6 +54,7 @@ class Policy:
     extra_retries: int = 0           # 1: one retry too many
     min_interval: bool = True
     use_timeout: bool = True
+    timeout_factor: float = 1.0      # cuts a hung attempt after timeout x this (< 1: a mistake)
 
 
 def fault_of(item: Any) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def run_policy(schedule: dict[str, list], providers: list[str], params: Params, 
             t_start = send + rng.uniform(0.0002, 0.002)
             if fault["hang"]:
                 if policy.use_timeout:    # the client cuts it; the simulator is still "answering"
-                    t_end, received = None, send + params.timeout
+                    t_end, received = None, send + params.timeout * policy.timeout_factor
                 else:                     # the client waits until the simulator closes the connection
                     t_end = t_start + HANG_SECONDS
                     received = t_end + 0.001
@@ -287,6 +288,17 @@ def test_ignored_min_interval_is_rejected(run, seed):
         providers.append("beta")
         schedule["beta"] = []
     rejected((providers, schedule, params), Policy(min_interval=False), seed, "min_interval_s")
+
+
+@FAST
+@given(run=runs(head=lambda p: st.just(["hang"]), no_interval=True), seed=st.integers(0, 2**32 - 1))
+def test_attempt_cut_at_half_the_timeout_is_rejected(run, seed):
+    providers, schedule, params = run
+    if len(providers) == 1:   # no retry of the hung provider (no backoff hides the cut): the next one
+        providers.append("beta")
+        schedule["beta"] = []
+    params = replace(params, max_retries=0)
+    rejected((providers, schedule, params), Policy(timeout_factor=0.5), seed, "was given up after")
 
 
 @FAST

@@ -1,6 +1,6 @@
 """The policy's numbers: the ``Retry-After`` limit, the backoff ``d`` of the n-th retry, and the
 tolerances every timing judge applies (the thresholds' ``timing_abs_s``, ``timing_rel``,
-``retry_overhead_s``, ``timeout_overhead_s``, ``interval_overhead_s`` and ``client_overhead_s``)."""
+``retry_overhead_s``, ``timeout_overhead_s``, ``arrival_jitter_s`` and ``client_overhead_s``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any, Mapping
 
 from grading.judges.stats import tolerance
 
-__all__ = ["RETRY_AFTER_LIMIT_S", "backoff_d", "client_overhead", "interval_overhead", "overhead", "timeout_overhead",
+__all__ = ["RETRY_AFTER_LIMIT_S", "arrival_jitter", "backoff_d", "client_overhead", "overhead", "timeout_overhead",
            "tolerance"]
 
 RETRY_AFTER_LIMIT_S = 60.0
 DEFAULT_RETRY_OVERHEAD_S = 0.030
 DEFAULT_CLIENT_OVERHEAD_S = 0.25
 DEFAULT_TIMEOUT_OVERHEAD_S = 0.25
-DEFAULT_INTERVAL_OVERHEAD_S = 0.05
+DEFAULT_ARRIVAL_JITTER_S = 0.05
 _POLICY = ("the policy: retry timeouts, connection errors, malformed bodies, 408, 429 and 5xx up to "
            "max_retries times; no retry on 401/403/404/422 (and other 4xx); then the next provider")
 
@@ -35,11 +35,12 @@ def timeout_overhead(thresholds: Mapping[str, Any]) -> float:
     return float(thresholds.get("timeout_overhead_s", DEFAULT_TIMEOUT_OVERHEAD_S))
 
 
-def interval_overhead(min_interval_s: float, thresholds: Mapping[str, Any]) -> float:
-    """How much closer than ``min_interval_s`` two request starts may look in the provider's log: a
-    client's way from its own clock reading to the provider varies from request to request
-    (``interval_overhead_s``, at most a quarter of the interval)."""
-    return min(float(thresholds.get("interval_overhead_s", DEFAULT_INTERVAL_OVERHEAD_S)), 0.25 * min_interval_s)
+def arrival_jitter(span_s: float, thresholds: Mapping[str, Any]) -> float:
+    """How much shorter than the client made it a span between two request starts may look in the
+    provider's log (``min_interval_s``; a hung attempt until the next request): a client's way from its
+    own clock reading to the provider varies from request to request (``arrival_jitter_s``, at most a
+    quarter of the span). Lower bounds only."""
+    return min(float(thresholds.get("arrival_jitter_s", DEFAULT_ARRIVAL_JITTER_S)), 0.25 * span_s)
 
 
 def client_overhead(thresholds: Mapping[str, Any]) -> float:

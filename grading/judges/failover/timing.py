@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from grading.judges.failover.policy import backoff_d, interval_overhead, overhead, timeout_overhead, tolerance
+from grading.judges.failover.policy import arrival_jitter, backoff_d, overhead, timeout_overhead, tolerance
 from grading.judges.failover.timeline import Request, _n, _retry_numbers
 
 
@@ -74,7 +74,7 @@ def judge_timeouts(requests: Sequence[Request], *, timeout: float, thresholds: M
         if not req.hang or i + 1 >= len(requests):
             continue
         waited = requests[i + 1].t_start - req.t_start
-        if waited < float(timeout) - tolerance(timeout, thresholds):
+        if waited < float(timeout) - tolerance(timeout, thresholds) - arrival_jitter(timeout, thresholds):
             problems.append(
                 f"{req.label()} was given up after {waited:.3f} s, but the per-attempt timeout was "
                 f"timeout={timeout:g} s; wait for an answer that long before cutting the attempt")
@@ -158,10 +158,10 @@ def judge_waits(requests: Sequence[Request], *, backoff_base: float, backoff_max
 def judge_min_interval(requests: Sequence[Request], *, min_interval_s: float,
                        thresholds: Mapping[str, Any]) -> list[str]:
     """Any two requests (across providers) start at least ``min_interval_s`` apart, as the provider saw
-    them start (less the tolerance and :func:`interval_overhead`)."""
+    them start (less the tolerance and :func:`~grading.judges.failover.policy.arrival_jitter`)."""
     if not min_interval_s or min_interval_s <= 0:
         return []
-    lower = float(min_interval_s) - tolerance(min_interval_s, thresholds) - interval_overhead(min_interval_s, thresholds)
+    lower = float(min_interval_s) - tolerance(min_interval_s, thresholds) - arrival_jitter(min_interval_s, thresholds)
     closest = None
     count = 0
     for a, b in zip(requests, requests[1:]):
