@@ -131,13 +131,9 @@ class Sandbox:
         if self.proc is None:
             argv = [sys.executable, "-I", "-m", "grading.sandbox.worker",
                     "--rpc-in", str(req_r), "--rpc-out", str(rep_w), "--root", str(self.root)]
-            command = self.plan.command(argv, self.workdir, [req_r, rep_w])
             try:
-                self.proc = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
-                    pass_fds=(req_r, rep_w), cwd=self.workdir,
-                    env=scrubbed_env({**self.extra_env, **self.plan.worker_env()}, self.home),
-                    preexec_fn=self.plan.preexec(), close_fds=True)
+                self.proc = self.plan.launch(argv, self.workdir, [req_r, rep_w], output=out_w,
+                                             env=scrubbed_env({**self.extra_env, **self.plan.worker_env()}, self.home))
             except OSError as exc:
                 for fd in (req_r, req_w, rep_r, rep_w, out_r, out_w):
                     os.close(fd)
@@ -193,14 +189,8 @@ class Sandbox:
         """Kill the worker and all it started (its process group and its cgroup), from any thread; the
         pending call then reports why."""
         proc = proc or self.proc
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.plan is not None:
-            self.plan.cgroups.kill_all()
+        if proc is not None and self.plan is not None:
+            self.plan.kill(proc)
 
     def _stop_process(self) -> None:
         if self.disk is not None:
@@ -209,12 +199,8 @@ class Sandbox:
             self.disk.join(timeout=10)
             self.disk = None
         proc, self.proc = self.proc, None
-        if proc is not None:
-            self._kill_now(proc)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None and self.plan is not None:
+            self.plan.stop(proc)
         if self._rpc_out_fd >= 0:
             os.close(self._rpc_out_fd)
             self._rpc_out_fd = -1

@@ -128,11 +128,8 @@ class ForkServer:
         argv = [sys.executable, "-I", "-m", "grading.sandbox.zygote", "--control", str(theirs.fileno()),
                 "--preload", ",".join(self.preload)]
         try:
-            proc = subprocess.Popen(
-                plan.command(argv, self.folder, [theirs.fileno()]), stdin=subprocess.DEVNULL,
-                stdout=out_w, stderr=out_w, pass_fds=(theirs.fileno(),), cwd=self.folder,
-                env=scrubbed_env({**self.env, **plan.worker_env()}, self.home),
-                preexec_fn=plan.preexec(), close_fds=True)
+            proc = plan.launch(argv, self.folder, [theirs.fileno()], output=out_w,
+                               env=scrubbed_env({**self.env, **plan.worker_env()}, self.home))
         except OSError as exc:
             for closing in (ours, theirs):
                 closing.close()
@@ -192,17 +189,8 @@ class ForkServer:
         if self._control is not None:
             self._control.close()
             self._control = None
-        if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            if self._plan is not None:
-                self._plan.cgroups.kill_all()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None and self._plan is not None:
+            self._plan.stop(proc)
         if self._plan is not None:
             self._plan.cgroups.remove()
             self._plan = None

@@ -270,6 +270,30 @@ class Plan:
             found["RLIMIT_AS"] = (limits.memory_mb + 1024) * 2**20
         return {name: int(value) for name, value in found.items() if hasattr(resource, name)}
 
+    def launch(self, argv: list[str], workdir: Path, keep_fds: list[int], *, env: dict[str, str],
+               output: int) -> subprocess.Popen:
+        """Start ``argv`` as this plan confines it (in ``workdir``, only ``keep_fds`` inherited, stdout and
+        stderr on ``output``); OSError if it cannot start."""
+        return subprocess.Popen(self.command(argv, workdir, keep_fds), stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=output, pass_fds=tuple(keep_fds), cwd=workdir, env=env,
+                                preexec_fn=self.preexec(), close_fds=True)
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """Kill ``proc`` and all it started (its process group and this plan's cgroup), from any thread."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.cgroups.kill_all()
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        """:meth:`kill` and reap ``proc``."""
+        self.kill(proc)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
     def preexec(self) -> Callable[[], None]:
         join_paths = self.cgroups.join_paths()
         rlimits = [(getattr(resource, name), value) for name, value in self.rlimits().items()]
