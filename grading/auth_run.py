@@ -20,8 +20,8 @@ from grading.context import around_secret
 from grading.leaks import redact
 from grading.sandbox.errors import ImportFailed, NotImplementedByStudent, StudentCodeError, StudentRaised
 
-__all__ = ["HF_CALLS", "HFCallsRun", "LOGIN_STORE", "not_checked_note", "run_hf_calls", "short_text",
-           "shown_line", "where_in_request"]
+__all__ = ["HF_CALLS", "HFCallsRun", "LOGIN_STORE", "describe_call", "not_checked_note", "run_hf_calls",
+           "short_text", "shown_line", "where_in_request"]
 
 
 def short_text(message: str, secrets: list[str], limit: int = 300) -> str:

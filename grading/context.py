@@ -94,4 +94,3 @@ def library_versions(names: tuple[str, ...] = CLIENT_LIBRARIES) -> dict[str, str
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
