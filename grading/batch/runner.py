@@ -37,9 +37,9 @@ from grading.sims.seeds import derive_seed, resolve_seed
 
 __all__ = ["BatchOptions", "run_batch", "default_jobs"]
 
-#: benchmarks/bench_batch.py measured ~710 MiB peak RSS for one submission's grading processes (a sum over
+#: benchmarks/bench_batch.py measured ~770 MiB peak RSS for one submission's grading processes (a sum over
 #: processes: the workers forked from one zygote share most of theirs, so this is an upper bound)
-WORKER_MEMORY_MB = 750
+WORKER_MEMORY_MB = 800
 #: a submission alone keeps one core ~35 % busy (grading mostly waits on paced services): 4 per core
 #: keep 2 cores busy (measured: 8 at once grade 24 copies as fast as 12 at once, 4 at once is 25 % slower).
 #: Timing items spoiled by that load are graded again alone (``timing = true`` in the rubric).
