@@ -18,7 +18,6 @@ ipykernel_launcher``).
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import resource
@@ -86,8 +85,6 @@ def _serve(listener: socket.socket, parent: int) -> None:
     os.closerange(3, keep)
     os.closerange(keep + 1, highest if highest != resource.RLIM_INFINITY else 65536)
     preload.import_modules(PRELOAD)   # a failure: the kernel imports it itself, and says what is wrong
-    gc.collect()
-    gc.freeze()   # as the zygote does: kernels' collections neither walk nor copy what is shared
     stubs: dict[int, socket.socket] = {}   # kernel pid -> its stub's connection
     while os.getppid() == parent:
         ready, _, _ = select.select([listener], [], [], 0.1)
@@ -139,10 +136,7 @@ def _become_kernel(request: dict[str, Any], fds: list[int]) -> None:
     for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
         os.dup2(fd, target)
         os.close(fd)
-    inherited = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(request["env"])
-    preload.adopt_environment(inherited)
+    preload.use_environment(request["env"])
     os.chdir(request["cwd"])
 
     def watch_lifeline() -> None:   # the stub is gone (killed by jupyter_client): so is this kernel

@@ -4,18 +4,20 @@ does so that they behave as if it had imported them itself, under its own enviro
 Two of the libraries student code uses read the environment when imported: ``huggingface_hub`` fixes
 its token and cache paths from ``HF_HOME`` / ``XDG_CACHE_HOME`` / ``HOME`` (``constants.HF_TOKEN_PATH``
 and copies of it), ``ollama`` builds its default client from ``OLLAMA_HOST``. A fork may differ from its
-forker only in its home (:data:`PER_FORK`: every checkpoint's worker has a home of its own); it then
-calls :func:`adopt_environment`, which re-reads ``huggingface_hub.constants`` and moves every copy of
-the old home's paths to the new one. Any other difference that could matter (:func:`env_conflict`)
-means no fork: the caller starts a fresh interpreter instead.
+forker only in its home (:data:`PER_FORK`: every checkpoint's worker has a home of its own); it takes
+its environment with :func:`use_environment`, which re-reads ``huggingface_hub.constants`` and moves
+every copy of the old home's paths to the new one. Any other difference that could matter
+(:func:`env_conflict`) means no fork: the caller starts a fresh interpreter instead.
 
 >>> failed = import_modules(["openai", "huggingface_hub.inference._client"])   # doctest: +SKIP
->>> # ... fork; in the child, with old = dict(os.environ) taken before replacing it:
->>> adopt_environment(old)                                                      # doctest: +SKIP
+>>> env_conflict(os.environ, worker_env)      # None: fork; else start a fresh one   # doctest: +SKIP
+>>> # ... fork; in the child:
+>>> use_environment(worker_env)                                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -23,9 +25,9 @@ from pathlib import PurePath
 from types import FunctionType
 from typing import Any, Iterable, Mapping
 
-__all__ = ["PER_FORK", "import_modules", "env_conflict", "adopt_environment"]
+__all__ = ["PER_FORK", "import_modules", "env_conflict", "use_environment"]
 
-#: may differ between the forker and a fork (:func:`adopt_environment` makes the libraries follow)
+#: may differ between the forker and a fork (:func:`use_environment` makes the libraries follow)
 PER_FORK = ("HOME", "HF_HOME", "XDG_CACHE_HOME")
 #: set by bubblewrap for the zygote (its starting folder), read by no library
 NOT_READ = ("PWD",)
@@ -35,14 +37,19 @@ READ_AT_IMPORT = ("huggingface_hub", "ollama")
 
 
 def import_modules(names: Iterable[str]) -> list[str]:
-    """Import ``names``; return ``"name: error"`` for each that failed (the fork imports it itself, and
-    reports what is wrong where the student's code needs it)."""
+    """Import ``names``, then freeze everything loaded; return ``"name: error"`` for each that failed
+    (the fork imports it itself, and reports what is wrong where the student's code needs it).
+
+    What is imported now lives as long as every fork: out of the collector's sight (``gc.freeze``), a
+    fork's collections neither walk it nor touch (copy) the pages it shares with its forker."""
     failed = []
     for name in names:
         try:
             importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001 - a missing or broken library is the student's to see
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    gc.collect()
+    gc.freeze()
     return failed
 
 
@@ -65,9 +72,17 @@ def env_conflict(own: Mapping[str, str], wanted: Mapping[str, str], *, ignore: I
     return None
 
 
-def adopt_environment(old: Mapping[str, str]) -> None:
-    """In a fork whose ``os.environ`` was just replaced (``old``: the forker's): make the preloaded
-    libraries that read the home at import use the fork's own."""
+def use_environment(env: Mapping[str, str]) -> None:
+    """In a fork: make ``env`` its whole environment, and the preloaded libraries that read the home at
+    import use its home instead of the forker's."""
+    inherited = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    _follow_home(inherited)
+
+
+def _follow_home(old: Mapping[str, str]) -> None:
+    """Re-read ``huggingface_hub.constants`` and move the paths under ``old``'s homes to ``os.environ``'s."""
     moves = [(old[k], os.environ[k]) for k in PER_FORK
              if old.get(k) and os.environ.get(k) and old[k] != os.environ[k]]
     if not moves or "huggingface_hub.constants" not in sys.modules:

@@ -19,7 +19,6 @@ Control protocol (a SOCK_SEQPACKET unix socket, one JSON object per packet):
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -49,10 +48,7 @@ def _become_worker(request: dict[str, Any], fds: list[int], control: socket.sock
     limits = request.get("limits") or {}
     for name, value in limits.items():
         set_limit(getattr(resource, name), int(value))
-    inherited = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(request.get("env") or {})
-    preload.adopt_environment(inherited)   # huggingface_hub's paths follow this worker's home
+    preload.use_environment(request.get("env") or {})   # huggingface_hub's paths follow this worker's home
     os.chdir(request["workdir"])
     # The grader reads this pid (translated into its own namespace) from the socket's credentials.
     with socket.socket(fileno=hello) as hello_socket:
@@ -112,10 +108,6 @@ def main(argv: list[str] | None = None) -> None:
     relay_pid = worker.start_relays(relays) if relays else None
     for failure in preload.import_modules(filter(None, args.preload.split(","))):
         print(f"zygote: could not preload {failure}", file=sys.stderr)
-    # What is imported now lives as long as every worker: out of the collector's sight, so that a worker's
-    # collections neither walk it nor touch (copy) the pages it shares with this process.
-    gc.collect()
-    gc.freeze()
     control.send(json.dumps({"op": "ready", "pid": os.getpid()}).encode())
     serve(control, relay_pid)
 
